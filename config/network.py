@@ -1,0 +1,55 @@
+"""VPC layout: CIDR, zones, subnets, NAT and flow logs."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field, model_validator
+
+from config.base import Ipv4Cidr, StrictModel
+
+
+class NetworkConfig(StrictModel):
+    vpc_cidr: Ipv4Cidr = "10.0.0.0/16"
+    # Named explicitly so synth needs no AZ lookup (offline and deterministic).
+    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    # 1 is cheap (dev); one per zone survives a zone outage (prod).
+    nat_gateways: int = Field(default=1, ge=1, le=6)
+    public_subnet_prefix: int = Field(default=24, ge=16, le=28)
+    # Pods take VPC IPs (VPC CNI): private subnets must be large.
+    private_subnet_prefix: int = Field(default=19, ge=16, le=28)
+    flow_log_retention_days: int = Field(default=30, ge=1, le=3653)
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> NetworkConfig:
+        zones = self.availability_zones
+        if len(set(zones)) != len(zones):
+            raise ValueError(
+                f"availability_zones lists a zone twice ({', '.join(zones)}); name each zone once"
+            )
+        if self.nat_gateways > len(zones):
+            raise ValueError(
+                f"nat_gateways is {self.nat_gateways} but there are only {len(zones)} zones; "
+                f"use at most {len(zones)} (one per zone)"
+            )
+        vpc = ipaddress.IPv4Network(self.vpc_cidr)
+        if not 16 <= vpc.prefixlen <= 24:
+            raise ValueError(
+                f"vpc_cidr {self.vpc_cidr} has prefix /{vpc.prefixlen}; use /16 to /24"
+            )
+        for name in ("public_subnet_prefix", "private_subnet_prefix"):
+            if getattr(self, name) < vpc.prefixlen:
+                raise ValueError(
+                    f"{name} /{getattr(self, name)} is larger than the VPC /{vpc.prefixlen}; "
+                    f"use a prefix of at least /{vpc.prefixlen}"
+                )
+        needed = len(zones) * (
+            2 ** (32 - self.public_subnet_prefix) + 2 ** (32 - self.private_subnet_prefix)
+        )
+        if needed > vpc.num_addresses:
+            raise ValueError(
+                f"{len(zones)} zones x (/{self.public_subnet_prefix} public + "
+                f"/{self.private_subnet_prefix} private) need {needed} addresses but vpc_cidr "
+                f"{self.vpc_cidr} has {vpc.num_addresses}; use a larger vpc_cidr or longer prefixes"
+            )
+        return self

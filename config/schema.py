@@ -1,0 +1,75 @@
+"""The whole deployment configuration: what one YAML file may say."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from config.base import DnsLabel, StrictModel
+from config.catalog.regions import ZONE_LETTERS
+from config.cluster import ClusterConfig
+from config.network import NetworkConfig
+from config.registry import RegistryConfig
+
+
+class DeploymentConfig(StrictModel):
+    environment: DnsLabel
+    # null: the account of the credentials `cdk deploy` runs with.
+    account: str | None = None
+    region: str
+    # What happens to data-bearing resources (ECR images, model cache, KMS key, logs) on
+    # `cdk destroy`: destroy for dev, retain for prod.
+    removal_policy: Literal["destroy", "retain"] = "destroy"
+    tags: dict[str, str] = Field(default_factory=dict)
+    network: NetworkConfig
+    cluster: ClusterConfig
+    registry: RegistryConfig = RegistryConfig()
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_12_digits(cls, value: object) -> object:
+        if value is None:
+            return None
+        text = str(value)
+        if not re.fullmatch(r"\d{12}", text):
+            raise ValueError(
+                f"'{text}' is not an AWS account id; use the 12 digits (quote it in YAML so "
+                "leading zeros survive) or null for the deploying credentials' account"
+            )
+        return text
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if value not in ZONE_LETTERS:
+            raise ValueError(
+                f"'{value}' is not a known AWS region; use one of e.g. us-west-2, us-east-1, "
+                "eu-west-1 (see config/catalog/regions.py)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> DeploymentConfig:
+        letters = ZONE_LETTERS[self.region]
+        for zone in self.network.availability_zones:
+            if not (zone.startswith(self.region) and zone[len(self.region):] in letters):
+                allowed = ", ".join(self.region + letter for letter in letters)
+                raise ValueError(
+                    f"network.availability_zones: '{zone}' is not a zone of {self.region}; "
+                    f"use zones from {allowed}"
+                )
+        vpc = ipaddress.IPv4Network(self.network.vpc_cidr)
+        service = ipaddress.IPv4Network(self.cluster.service_ipv4_cidr)
+        if vpc.overlaps(service):
+            raise ValueError(
+                f"cluster.service_ipv4_cidr {service} overlaps network.vpc_cidr {vpc}; "
+                "pick a range outside the VPC, e.g. 172.20.0.0/16"
+            )
+        return self
+
+    @property
+    def retain_data(self) -> bool:
+        return self.removal_policy == "retain"

@@ -1,0 +1,1 @@
+"""CDK stacks (deployment units) and the constructs they are composed of."""

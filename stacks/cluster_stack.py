@@ -1,0 +1,128 @@
+"""Cluster: the EKS control plane, access, system nodes and add-ons."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_kms as kms
+from aws_cdk.lambda_layer_kubectl_v36 import KubectlV36Layer
+from constructs import Construct
+
+from config.cluster import ClusterConfig, EndpointConfig
+from stacks.eks_addons import EksAddons
+from stacks.nag_acknowledgements import (
+    acknowledge_aws_managed,
+    acknowledge_kubectl_provider,
+    acknowledge_node_role,
+)
+from stacks.names import discovery_tag_key
+from stacks.system_nodes import SystemNodeGroup
+
+_ALL_LOG_TYPES = [
+    eks.ClusterLoggingTypes.API,
+    eks.ClusterLoggingTypes.AUDIT,
+    eks.ClusterLoggingTypes.AUTHENTICATOR,
+    eks.ClusterLoggingTypes.CONTROLLER_MANAGER,
+    eks.ClusterLoggingTypes.SCHEDULER,
+]
+
+
+class ClusterStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster_config: ClusterConfig,
+        vpc: ec2.IVpc,
+        removal_policy: RemovalPolicy,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        secrets_key = kms.Key(
+            self,
+            "SecretsKey",
+            description=f"Envelope encryption of Kubernetes secrets in {cluster_config.name}",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+
+        self.cluster = eks.Cluster(
+            self,
+            "Cluster",
+            cluster_name=cluster_config.name,
+            version=eks.KubernetesVersion.of(cluster_config.kubernetes_version),
+            vpc=vpc,
+            vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+            service_ipv4_cidr=cluster_config.service_ipv4_cidr,
+            endpoint_access=_endpoint_access(cluster_config.endpoint),
+            secrets_encryption_key=secrets_key,
+            cluster_logging=_ALL_LOG_TYPES,
+            # Capacity is ours: a system node group here, Karpenter for everything else.
+            default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
+            default_capacity=0,
+            bootstrap_self_managed_addons=False,
+            kubectl_provider_options=eks.KubectlProviderOptions(
+                kubectl_layer=KubectlV36Layer(self, "KubectlLayer"),
+            ),
+            tags={discovery_tag_key(): cluster_config.name},
+        )
+
+        for index, principal in enumerate(cluster_config.admin_principals):
+            eks.AccessEntry(
+                self,
+                f"Admin{index}",
+                cluster=self.cluster,
+                principal=principal,
+                access_policies=[
+                    eks.AccessPolicy.from_access_policy_name(
+                        "AmazonEKSClusterAdminPolicy",
+                        access_scope_type=eks.AccessScopeType.CLUSTER,
+                    )
+                ],
+            )
+
+        self.system_nodes = SystemNodeGroup(
+            self, "System", cluster=self.cluster, nodes=cluster_config.system_nodes
+        )
+        self.addons = EksAddons(
+            self,
+            "Addons",
+            cluster=self.cluster,
+            kubernetes_version=cluster_config.kubernetes_version,
+            nodes=self.system_nodes.nodegroup,
+        )
+
+        acknowledge_kubectl_provider(self.cluster)
+        acknowledge_aws_managed(
+            self.cluster.role,
+            "AmazonEKSClusterPolicy",
+            "The EKS service role policy that EKS requires for the control plane; AWS keeps it "
+            "in step with the EKS API.",
+        )
+        acknowledge_node_role(self.system_nodes.role)
+        acknowledge_aws_managed(
+            self.addons.efs_csi_role,
+            "service-role/AmazonEFSCSIDriverPolicy",
+            "EFS CSI needs to create and delete access points for dynamic provisioning; the AWS "
+            "policy limits deletes to access points tagged by the driver, and only the "
+            "efs-csi-controller-sa service account can assume this role (Pod Identity).",
+        )
+
+        CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
+        CfnOutput(
+            self,
+            "UpdateKubeconfigCommand",
+            value=f"aws eks update-kubeconfig --region {self.region} --name {cluster_config.name}",
+            description="Point kubectl at the cluster (needs an admin_principals identity)",
+        )
+
+
+def _endpoint_access(endpoint: EndpointConfig) -> eks.EndpointAccess:
+    if endpoint.public_access and endpoint.private_access:
+        return eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*endpoint.public_access_cidrs)
+    if endpoint.public_access:
+        return eks.EndpointAccess.PUBLIC.only_from(*endpoint.public_access_cidrs)
+    return eks.EndpointAccess.PRIVATE

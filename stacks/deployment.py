@@ -1,0 +1,67 @@
+"""One environment = the set of stacks below, wired together in creation order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aws, Environment, RemovalPolicy, Stack, Tags
+from constructs import Construct
+
+from config.schema import DeploymentConfig
+from stacks.cluster_stack import ClusterStack
+from stacks.names import stack_id
+from stacks.network_stack import NetworkStack
+from stacks.registry_stack import RegistryStack
+
+
+@dataclass(frozen=True)
+class DeploymentStacks:
+    network: NetworkStack
+    cluster: ClusterStack
+    registry: RegistryStack
+
+    def all(self) -> list[Stack]:
+        return [self.network, self.cluster, self.registry]
+
+
+def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
+    env = Environment(account=cfg.account or Aws.ACCOUNT_ID, region=cfg.region)
+    removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
+    name = cfg.cluster.name
+
+    def props(unit: str, description: str) -> dict:
+        return {
+            "env": env,
+            "stack_name": stack_id(cfg.environment, unit),
+            "description": f"dynamo-eks {cfg.environment}: {description}",
+        }
+
+    network = NetworkStack(
+        scope,
+        stack_id(cfg.environment, "network"),
+        network=cfg.network,
+        cluster_name=name,
+        removal_policy=removal,
+        **props("network", "VPC, subnets, NAT, flow logs"),
+    )
+    cluster = ClusterStack(
+        scope,
+        stack_id(cfg.environment, "cluster"),
+        cluster_config=cfg.cluster,
+        vpc=network.vpc,
+        removal_policy=removal,
+        **props("cluster", "EKS cluster, system nodes, add-ons"),
+    )
+    registry = RegistryStack(
+        scope,
+        stack_id(cfg.environment, "registry"),
+        registry=cfg.registry,
+        cluster_name=name,
+        removal_policy=removal,
+        **props("registry", "ECR repositories for Dynamo images"),
+    )
+    stacks = DeploymentStacks(network=network, cluster=cluster, registry=registry)
+    for stack in stacks.all():
+        for key, value in {"dynamo-eks:environment": cfg.environment, **cfg.tags}.items():
+            Tags.of(stack).add(key, value)
+    return stacks

@@ -1,0 +1,69 @@
+"""EKS managed add-ons, pinned per Kubernetes version in config/versions.py."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_eks_v2 as eks
+from aws_cdk import aws_iam as iam
+from constructs import Construct, IDependable
+
+from config import versions
+
+# Installed before any node joins: a node is not Ready without networking.
+_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+_AFTER_NODES = ("coredns", "aws-efs-csi-driver")
+
+
+def pod_identity_role(scope: Construct, construct_id: str) -> iam.Role:
+    """An IAM role that only EKS Pod Identity can assume."""
+    return iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("pods.eks.amazonaws.com").with_session_tags(),
+    )
+
+
+class EksAddons(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: eks.Cluster,
+        kubernetes_version: str,
+        nodes: IDependable,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        pinned = versions.EKS_ADDONS[kubernetes_version]
+        self.addons: dict[str, eks.Addon] = {}
+
+        self.efs_csi_role = pod_identity_role(self, "EfsCsiRole")
+        self.efs_csi_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name(
+                "service-role/AmazonEFSCSIDriverPolicy"
+            )
+        )
+        pod_identities = {
+            "aws-efs-csi-driver": ("efs-csi-controller-sa", self.efs_csi_role),
+        }
+
+        for name in _BEFORE_NODES + _AFTER_NODES:
+            addon = eks.Addon(
+                self,
+                name,
+                cluster=cluster,
+                addon_name=name,
+                addon_version=pinned[name],
+                preserve_on_delete=False,
+            )
+            if name in pod_identities:
+                service_account, role = pod_identities[name]
+                cfn = addon.node.default_child
+                cfn.add_property_override(
+                    "PodIdentityAssociations",
+                    [{"ServiceAccount": service_account, "RoleArn": role.role_arn}],
+                )
+            if name in _BEFORE_NODES:
+                nodes.node.add_dependency(addon)
+            else:
+                addon.node.add_dependency(nodes)
+            self.addons[name] = addon
