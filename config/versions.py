@@ -14,21 +14,22 @@ KUBERNETES_SUPPORTED = ("1.35", "1.36")
 # The kubectl/helm Lambda layer used by the CDK kubectl provider (kubectl 1.36, Helm 4).
 KUBECTL_LAYER = "v36"
 
-# EKS managed add-ons, pinned per Kubernetes minor version.
+# EKS managed add-ons, pinned per Kubernetes minor version (newest builds seen for each
+# minor in 2026-11; confirm with `aws eks describe-addon-versions --kubernetes-version X`).
 EKS_ADDONS: dict[str, dict[str, str]] = {
     "1.35": {
-        "vpc-cni": "v1.21.1-eksbuild.1",
-        "coredns": "v1.13.1-eksbuild.1",
-        "kube-proxy": "v1.35.0-eksbuild.2",
-        "eks-pod-identity-agent": "v1.3.10-eksbuild.1",
-        "aws-efs-csi-driver": "v2.2.0-eksbuild.1",
+        "vpc-cni": "v1.23.2-eksbuild.1",
+        "coredns": "v1.14.6-eksbuild.4",
+        "kube-proxy": "v1.35.3-eksbuild.29",
+        "eks-pod-identity-agent": "v1.4.0-eksbuild.3",
+        "aws-efs-csi-driver": "v3.4.2-eksbuild.1",
     },
     "1.36": {
-        "vpc-cni": "v1.21.1-eksbuild.1",
-        "coredns": "v1.13.1-eksbuild.1",
-        "kube-proxy": "v1.36.0-eksbuild.1",
-        "eks-pod-identity-agent": "v1.3.10-eksbuild.1",
-        "aws-efs-csi-driver": "v2.2.0-eksbuild.1",
+        "vpc-cni": "v1.23.2-eksbuild.1",
+        "coredns": "v1.14.7-eksbuild.11",
+        "kube-proxy": "v1.36.0-eksbuild.45",
+        "eks-pod-identity-agent": "v1.4.0-eksbuild.3",
+        "aws-efs-csi-driver": "v3.4.2-eksbuild.1",
     },
 }
 
@@ -36,5 +37,32 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
 KARPENTER = "1.14.1"
 KARPENTER_CHART_REPO = "oci://public.ecr.aws/karpenter/karpenter"
 
+# Node AMIs for Karpenter EC2NodeClasses: dated releases, never @latest, so a node launched
+# next month boots the image that was reviewed.
+AMI_ALIAS_AL2023 = "al2023@v20261023"
+AMI_ALIAS_BOTTLEROCKET = "bottlerocket@v1.67.0"
+
 # NVIDIA Dynamo: platform chart and runtime images share the release number.
 DYNAMO = "1.6.1"
+DYNAMO_PLATFORM_CHART_REPO = "https://helm.ngc.nvidia.com/nvidia/ai-dynamo"
+DYNAMO_IMAGE_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
+
+# Multinode orchestration for Dynamo 1.6.x (needs Grove >= v0.1.0-alpha.14, KAI >= v0.17.0).
+GROVE = "v0.1.0-alpha.14"
+GROVE_CHART_REPO = "oci://ghcr.io/ai-dynamo/grove/grove-charts"
+KAI_SCHEDULER = "v0.17.0"
+KAI_SCHEDULER_CHART_REPO = "oci://ghcr.io/kai-scheduler/kai-scheduler/kai-scheduler"
+
+# GPU and EFA enablement.
+NVIDIA_DEVICE_PLUGIN = "0.20.1"
+NVIDIA_DEVICE_PLUGIN_CHART_REPO = "https://nvidia.github.io/k8s-device-plugin"
+EFA_DEVICE_PLUGIN = "v0.5.32"
+EKS_CHARTS_REPO = "https://aws.github.io/eks-charts"
+
+# Secrets and observability (the vendored CRDs in k8s_charts/crds/ match these releases).
+EXTERNAL_SECRETS = "2.9.0"
+EXTERNAL_SECRETS_CHART_REPO = "https://charts.external-secrets.io"
+KUBE_PROMETHEUS_STACK = "88.5.3"
+PROMETHEUS_COMMUNITY_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+DCGM_EXPORTER = "4.8.4"
+DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"

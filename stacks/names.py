@@ -24,3 +24,24 @@ def ecr_repository_name(cluster_name: str, image: str) -> str:
 
 def stack_id(environment: str, unit: str) -> str:
     return f"{environment}-{unit}"
+
+
+# Kubernetes namespaces and well-known object names shared by stacks and charts.
+KARPENTER_NAMESPACE = "kube-system"
+DYNAMO_SYSTEM_NAMESPACE = "dynamo-system"
+INFERENCE_NAMESPACE = "dynamo"
+MONITORING_NAMESPACE = "monitoring"
+EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
+HF_TOKEN_SECRET = "hf-token-secret"
+HF_TOKEN_KEY = "HF_TOKEN"
+MODEL_CACHE_PVC = "model-cache"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+
+
+def karpenter_node_role_name(cluster_name: str) -> str:
+    """Deterministic, so charts (EC2NodeClass.spec.role) need no CloudFormation token."""
+    return f"KarpenterNodeRole-{cluster_name}"
+
+
+def interruption_queue_name(cluster_name: str) -> str:
+    return f"{cluster_name}-karpenter-interruption"

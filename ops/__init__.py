@@ -1,0 +1,1 @@
+"""User commands around a deployment: validate, manifests, plan, preflight, smoke, rehearse."""

@@ -1,0 +1,38 @@
+"""`ops validate --config PATH`: check a config without synthesizing anything."""
+
+from __future__ import annotations
+
+import argparse
+
+from config import load_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="path to the YAML config")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    for warning in config_warnings(cfg):
+        print(f"warning: {warning}")
+    print(
+        f"ok: {args.config} -> environment '{cfg.environment}', cluster '{cfg.cluster.name}' "
+        f"(Kubernetes {cfg.cluster.kubernetes_version}) in {cfg.region}"
+    )
+    return 0
+
+
+def config_warnings(cfg) -> list[str]:
+    """Legal but risky choices, reported without failing."""
+    warnings = []
+    endpoint = cfg.cluster.endpoint
+    if endpoint.public_access and "0.0.0.0/0" in endpoint.public_access_cidrs:
+        warnings.append(
+            "cluster.endpoint.public_access_cidrs allows 0.0.0.0/0; the API is IAM-"
+            "authenticated, but narrow it to your VPN/office egress for production"
+        )
+    if not cfg.cluster.admin_principals:
+        warnings.append(
+            "cluster.admin_principals is empty; add your IAM role ARN or nobody can use kubectl"
+        )
+    return warnings

@@ -1,0 +1,108 @@
+"""Cluster stack: EKS control plane, access, system nodes and add-ons."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match
+
+from config import versions
+
+pytestmark = pytest.mark.xdist_group("default")
+
+
+def test_control_plane(default_synth):
+    template = default_synth.assertions("cluster")
+    template.has_resource_properties(
+        "AWS::EKS::Cluster",
+        {
+            "Name": "dynamo-dev",
+            "Version": "1.36",
+            "AccessConfig": Match.object_like({"AuthenticationMode": "API"}),
+            "EncryptionConfig": [
+                {"Provider": {"KeyArn": Match.any_value()}, "Resources": ["secrets"]}
+            ],
+            "Logging": {
+                "ClusterLogging": {
+                    "EnabledTypes": Match.array_equals(
+                        [{"Type": t} for t in ("api", "audit", "authenticator", "controllerManager", "scheduler")]
+                    )
+                }
+            },
+            "ResourcesVpcConfig": Match.object_like(
+                {"EndpointPrivateAccess": True, "EndpointPublicAccess": True, "PublicAccessCidrs": ["0.0.0.0/0"]}
+            ),
+            "KubernetesNetworkConfig": Match.object_like({"ServiceIpv4Cidr": "172.20.0.0/16"}),
+        },
+    )
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_no_auto_mode(default_synth):
+    cluster = next(
+        r for r in default_synth.template("cluster")["Resources"].values() if r["Type"] == "AWS::EKS::Cluster"
+    )
+    compute = cluster["Properties"].get("ComputeConfig", {})
+    assert not compute.get("Enabled", False)
+
+
+def test_system_node_group_is_tainted_on_demand_al2023_with_imdsv2(default_synth):
+    template = default_synth.assertions("cluster")
+    template.has_resource_properties(
+        "AWS::EKS::Nodegroup",
+        {
+            "AmiType": "AL2023_x86_64_STANDARD",
+            "CapacityType": "ON_DEMAND",
+            "Taints": [{"Effect": "NO_SCHEDULE", "Key": "CriticalAddonsOnly", "Value": "true"}],
+            "ScalingConfig": {"MinSize": 2, "DesiredSize": 2, "MaxSize": 4},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "MetadataOptions": Match.object_like({"HttpTokens": "required", "HttpPutResponseHopLimit": 1}),
+                    "BlockDeviceMappings": [
+                        Match.object_like({"Ebs": Match.object_like({"Encrypted": True, "VolumeType": "gp3"})})
+                    ],
+                }
+            )
+        },
+    )
+
+
+@pytest.mark.parametrize("addon", sorted(versions.EKS_ADDONS["1.36"]))
+def test_addons_pinned(default_synth, addon):
+    default_synth.assertions("cluster").has_resource_properties(
+        "AWS::EKS::Addon",
+        {"AddonName": addon, "AddonVersion": versions.EKS_ADDONS["1.36"][addon]},
+    )
+
+
+def test_efs_csi_uses_pod_identity(default_synth):
+    template = default_synth.assertions("cluster")
+    template.has_resource_properties(
+        "AWS::EKS::Addon",
+        {
+            "AddonName": "aws-efs-csi-driver",
+            "PodIdentityAssociations": [{"ServiceAccount": "efs-csi-controller-sa", "RoleArn": Match.any_value()}],
+        },
+    )
+
+
+def test_networking_addons_come_before_nodes(default_synth):
+    resources = default_synth.template("cluster")["Resources"]
+    nodegroup = next(r for r in resources.values() if r["Type"] == "AWS::EKS::Nodegroup")
+    names = {
+        logical: r["Properties"]["AddonName"]
+        for logical, r in resources.items()
+        if r["Type"] == "AWS::EKS::Addon"
+    }
+    before = {names[d] for d in nodegroup.get("DependsOn", []) if d in names}
+    assert before == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent"}
+
+
+def test_outputs(default_synth):
+    outputs = default_synth.template("cluster")["Outputs"]
+    commands = [o["Value"] for o in outputs.values() if "update-kubeconfig" in str(o["Value"])]
+    assert commands == ["aws eks update-kubeconfig --region us-west-2 --name dynamo-dev"]

@@ -1,0 +1,103 @@
+"""Validate Kubernetes objects: custom resources against their vendored CRD schemas, core
+objects against the Kubernetes OpenAPI schema (kubernetes-validate)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from config import versions
+from tests.tools.synth import REPO
+
+CRD_DIR = REPO / "k8s_charts" / "crds"
+
+
+@functools.lru_cache(maxsize=None)
+def crd_schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> openAPIV3Schema for every vendored CRD."""
+    schemas: dict[tuple[str, str], dict] = {}
+    for path in sorted(CRD_DIR.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc["spec"]
+            for version in spec["versions"]:
+                schema = version.get("schema", {}).get("openAPIV3Schema")
+                if schema:
+                    key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
+                    schemas[key] = schema
+    return schemas
+
+
+def _to_json_schema(node: Any) -> Any:
+    """Kubernetes structural schema -> JSON Schema jsonschema understands."""
+    if isinstance(node, dict):
+        out = {k: _to_json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+        if node.get("x-kubernetes-int-or-string"):
+            out.pop("type", None)
+            out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+        if node.get("nullable"):
+            kind = out.get("type")
+            if isinstance(kind, str):
+                out["type"] = [kind, "null"]
+        out.pop("nullable", None)
+        return out
+    if isinstance(node, list):
+        return [_to_json_schema(item) for item in node]
+    return node
+
+
+def validate_custom_resource(obj: dict) -> list[str]:
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    schema = crd_schemas().get(key)
+    if schema is None:
+        return [f"{key[1]} {key[0]}: no vendored CRD schema in k8s_charts/crds"]
+    validator = jsonschema.Draft7Validator(_to_json_schema(schema))
+    name = obj.get("metadata", {}).get("name", "?")
+    return [
+        f"{key[1]}/{name}: {'.'.join(str(p) for p in error.absolute_path) or '(root)'}: "
+        f"{error.message}"
+        for error in validator.iter_errors(obj)
+    ]
+
+
+def _kubernetes_schema_version() -> str:
+    return f"{versions.KUBERNETES_DEFAULT}.0"
+
+
+def validate_core(obj: dict) -> list[str]:
+    name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name', '?')}"
+    try:
+        kubernetes_validate.validate(obj, _kubernetes_schema_version(), strict=True)
+    except kubernetes_validate.ValidationError as err:
+        path = ".".join(str(p) for p in err.path)
+        return [f"{name}: {path}: {err.message}"]
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"{name}: no Kubernetes schema for {obj.get('apiVersion')} {obj.get('kind')}"]
+    return []
+
+
+def is_custom(obj: dict) -> bool:
+    """Custom resources live in dotted API groups outside *.k8s.io."""
+    group = obj.get("apiVersion", "").rpartition("/")[0]
+    return "." in group and not group.endswith(".k8s.io")
+
+
+def validate(obj: dict) -> list[str]:
+    return validate_custom_resource(obj) if is_custom(obj) else validate_core(obj)
+
+
+def validate_all(objects: list[dict]) -> list[str]:
+    errors: list[str] = []
+    for obj in objects:
+        errors.extend(validate(obj))
+    return errors
+
+
+def load_yaml_objects(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
