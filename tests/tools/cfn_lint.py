@@ -1,4 +1,4 @@
-"""cfn-lint over synthesized templates, with the project's ignore list (.cfnlintrc.yaml)."""
+"""cfn-lint over synthesized templates, with the project's ignore list (cfn-lint-ignores.yaml)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.tools.synth import REPO
 
 def ignored_rules() -> dict[str, str]:
     """Rule id -> reason, from the one config file that may silence cfn-lint."""
-    data = yaml.safe_load((REPO / ".cfnlintrc.yaml").read_text()) or {}
+    data = yaml.safe_load((REPO / "cfn-lint-ignores.yaml").read_text()) or {}
     return dict(data.get("ignore_checks_with_reasons") or {})
 
 
