@@ -1,0 +1,117 @@
+"""`make bench`: `cdk synth` wall time against the empty-app floor, measured in one run.
+
+Every case runs the same pinned CLI on the same Node, alternating cases each round so a
+slow moment of the machine hits all of them alike. Reported: median seconds, ratio to the
+floor, and each stack's template size and resource count (with CloudFormation's limits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CDK = REPO / "node_modules" / ".bin" / "cdk"
+TEMPLATE_LIMIT_BYTES = 1_000_000  # CloudFormation template body (via S3)
+RESOURCE_LIMIT = 500
+
+
+@dataclass
+class Case:
+    name: str
+    cwd: Path
+    context: dict[str, str] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)
+    stacks: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (bytes, resources)
+
+
+def synth_once(case: Case) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-") as outdir:
+        command = [str(CDK), "synth", "--quiet", "--no-notices", "--no-version-reporting", "-o", outdir]
+        for key, value in case.context.items():
+            command += ["-c", f"{key}={value}"]
+        env = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"}
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=case.cwd, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise SystemExit(f"error: synth of {case.name} failed:\n{result.stderr[-2000:]}")
+        case.seconds.append(elapsed)
+        case.stacks = {
+            path.name.removesuffix(".template.json"): (
+                path.stat().st_size,
+                len(json.loads(path.read_text()).get("Resources", {})),
+            )
+            for path in sorted(Path(outdir).rglob("*.template.json"))
+        }
+
+
+def cases(extra_configs: list[Path]) -> list[Case]:
+    found = [
+        Case("empty CDK app (floor)", REPO / "bench" / "empty_app"),
+        Case("default config", REPO, {"config": str(REPO / "config" / "default.yaml")}),
+    ]
+    for path in extra_configs:
+        found.append(Case(path.stem, REPO, {"config": str(path)}))
+    return found
+
+
+def report(all_cases: list[Case]) -> str:
+    floor = statistics.median(all_cases[0].seconds)
+    lines = [
+        f"Runs per case: {len(all_cases[0].seconds)} (median), Node {_node_version()}, "
+        f"{os.cpu_count()} cores.",
+        "",
+        "| case | median synth (s) | x floor | largest template (KB, % of 1 MB) | most resources (% of 500) |",
+        "|---|---|---|---|---|",
+    ]
+    for case in all_cases:
+        median = statistics.median(case.seconds)
+        size = max((s for s, _ in case.stacks.values()), default=0)
+        count = max((c for _, c in case.stacks.values()), default=0)
+        lines.append(
+            f"| {case.name} | {median:.2f} | {median / floor:.2f} | "
+            f"{size / 1000:.0f} ({100 * size / TEMPLATE_LIMIT_BYTES:.0f}%) | "
+            f"{count} ({100 * count / RESOURCE_LIMIT:.0f}%) |"
+        )
+    lines += ["", "| case | stack | template KB | resources |", "|---|---|---|---|"]
+    for case in all_cases[1:]:
+        for stack, (size, count) in case.stacks.items():
+            lines.append(f"| {case.name} | {stack} | {size / 1000:.0f} | {count} |")
+    return "\n".join(lines)
+
+
+def _node_version() -> str:
+    return subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--config", action="append", default=[], type=Path, help="extra config")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        print("error: --runs must be at least 1", file=sys.stderr)
+        return 2
+    all_cases = cases(args.config)
+    for round_number in range(args.runs):
+        for case in all_cases:
+            synth_once(case)
+        print(f"round {round_number + 1}/{args.runs} done", file=sys.stderr)
+    text = report(all_cases)
+    print(text)
+    args.out.write_text("# `make bench` results\n\n" + text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
