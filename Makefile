@@ -19,7 +19,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help setup synth validate test lint manifests plan bench imports clean
+.PHONY: help setup synth validate test lint manifests plan bench imports docs clean
 
 help:
 	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth into cdk.out/"
@@ -65,6 +65,9 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.synth_time
+
+docs: $(VENV)/.stamp
+	@$(PY) -m ops config-docs
 
 # Regenerate typed classes from the vendored CRDs (output is committed).
 imports: setup

@@ -17,11 +17,13 @@ _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 class SystemNodesConfig(StrictModel):
     """Managed node group for cluster-critical pods only (tainted CriticalAddonsOnly)."""
 
-    instance_types: list[str] = Field(default=["m7i.large", "m6i.large"], min_length=1)
-    min_size: int = Field(default=2, ge=1, le=10)
-    desired_size: int = Field(default=2, ge=1, le=10)
-    max_size: int = Field(default=4, ge=1, le=10)
-    disk_size_gib: int = Field(default=50, ge=20, le=500)
+    instance_types: list[str] = Field(
+        default=["m7i.large", "m6i.large"], min_length=1, description="On-demand instance types, in order of preference."
+    )
+    min_size: int = Field(default=2, ge=1, le=10, description="Minimum system nodes.")
+    desired_size: int = Field(default=2, ge=1, le=10, description="System nodes at creation.")
+    max_size: int = Field(default=4, ge=1, le=10, description="Maximum system nodes.")
+    disk_size_gib: int = Field(default=50, ge=20, le=500, description="Encrypted gp3 root volume size.")
 
     @field_validator("instance_types")
     @classmethod
@@ -42,10 +44,12 @@ class SystemNodesConfig(StrictModel):
 
 
 class EndpointConfig(StrictModel):
-    private_access: bool = True
-    public_access: bool = True
+    private_access: bool = Field(True, description="Reach the API from inside the VPC.")
+    public_access: bool = Field(True, description="Reach the API from the internet (IAM-authenticated).")
     # The public endpoint is IAM-authenticated; the allow-list narrows who may even try.
-    public_access_cidrs: list[Ipv4Cidr] = Field(default=["0.0.0.0/0"])
+    public_access_cidrs: list[Ipv4Cidr] = Field(
+        default=["0.0.0.0/0"], description="CIDRs allowed to reach the public endpoint; narrow it."
+    )
 
     @model_validator(mode="after")
     def _some_access(self) -> EndpointConfig:
@@ -62,13 +66,20 @@ class EndpointConfig(StrictModel):
 
 
 class ClusterConfig(StrictModel):
-    name: DnsLabel
-    kubernetes_version: str = versions.KUBERNETES_DEFAULT
-    service_ipv4_cidr: Ipv4Cidr = "172.20.0.0/16"
-    endpoint: EndpointConfig = EndpointConfig()
-    # IAM roles/users that get cluster-admin through EKS access entries.
-    admin_principals: list[str] = Field(default_factory=list)
-    system_nodes: SystemNodesConfig = SystemNodesConfig()
+    name: DnsLabel = Field(description="EKS cluster name (DNS-1123, also prefixes ECR repositories).")
+    kubernetes_version: str = Field(
+        versions.KUBERNETES_DEFAULT, description="Kubernetes minor version: 1.35 or 1.36."
+    )
+    service_ipv4_cidr: Ipv4Cidr = Field(
+        "172.20.0.0/16", description="Kubernetes service range; must not overlap the VPC."
+    )
+    endpoint: EndpointConfig = Field(EndpointConfig(), description="API server endpoint access.")
+    admin_principals: list[str] = Field(
+        default_factory=list, description="IAM role/user ARNs that get cluster-admin (EKS access entries)."
+    )
+    system_nodes: SystemNodesConfig = Field(
+        SystemNodesConfig(), description="Managed node group for system pods only."
+    )
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod

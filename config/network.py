@@ -10,15 +10,25 @@ from config.base import Ipv4Cidr, StrictModel
 
 
 class NetworkConfig(StrictModel):
-    vpc_cidr: Ipv4Cidr = "10.0.0.0/16"
+    vpc_cidr: Ipv4Cidr = Field("10.0.0.0/16", description="IPv4 range of the VPC, /16 to /24.")
     # Named explicitly so synth needs no AZ lookup (offline and deterministic).
-    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    availability_zones: list[str] = Field(
+        min_length=2, max_length=6, description="Zones of the region to use (2-6), e.g. us-west-2a."
+    )
     # 1 is cheap (dev); one per zone survives a zone outage (prod).
-    nat_gateways: int = Field(default=1, ge=1, le=6)
-    public_subnet_prefix: int = Field(default=24, ge=16, le=28)
+    nat_gateways: int = Field(
+        default=1, ge=1, le=6, description="NAT gateways: 1 for dev, one per zone for prod."
+    )
+    public_subnet_prefix: int = Field(
+        default=24, ge=16, le=28, description="Prefix length of each public subnet (load balancers, NAT)."
+    )
     # Pods take VPC IPs (VPC CNI): private subnets must be large.
-    private_subnet_prefix: int = Field(default=19, ge=16, le=28)
-    flow_log_retention_days: int = Field(default=30, ge=1, le=3653)
+    private_subnet_prefix: int = Field(
+        default=19, ge=16, le=28, description="Prefix length of each private subnet (nodes and pods)."
+    )
+    flow_log_retention_days: int = Field(
+        default=30, ge=1, le=3653, description="Days to keep VPC flow logs (rounded up to a CloudWatch period)."
+    )
 
     @model_validator(mode="after")
     def _check_layout(self) -> NetworkConfig:
