@@ -8,11 +8,6 @@ Facts are from the AWS "Accelerated computing" instance pages; GPU memory is per
 lists it (GiB). Prices are Linux on-demand USD/hour in us-west-2 from the AWS public price
 list as of PRICE_DATE (after the June 2025 P4/P5 price reduction); they are only used for
 `ops plan` estimates — refresh them with `aws pricing get-products` when they matter.
-
-Note for the issue-3 (Karpenter) engineer: this file was created by issue 5 at 21:50 UTC and
-that create overwrote a version of it you had written a moment earlier (it was not yet
-committed, so it could not be restored). Please re-add your fields/helpers here, extending
-GpuInstance, and remove this note.
 """
 
 from __future__ import annotations
@@ -46,6 +41,16 @@ class GpuInstance:
     @property
     def total_gpu_memory_gib(self) -> float:
         return self.gpus * self.gpu_memory_gib
+
+    @property
+    def gpu_label(self) -> str:
+        """Node label value for the GPU model (dynamo-eks/gpu-model), e.g. "l40s"."""
+        return self.gpu_model.lower()
+
+    @property
+    def instance_store_gb(self) -> int:
+        """Local NVMe; Karpenter stripes it as RAID0 for images and ephemeral storage."""
+        return INSTANCE_STORE_GB[self.name]
 
 
 def _t(name, gpus, gpu_model, gpu_gib, vcpu, mem, efa, usd) -> GpuInstance:
@@ -91,6 +96,41 @@ _TYPES = [
 ]
 
 INSTANCE_TYPES: dict[str, GpuInstance] = {item.name: item for item in _TYPES}
+
+# Local NVMe instance store per type (GB, total of all disks).
+INSTANCE_STORE_GB: dict[str, int] = {
+    "g5.xlarge": 250, "g5.2xlarge": 450, "g5.4xlarge": 600, "g5.8xlarge": 900,
+    "g5.12xlarge": 3800, "g5.16xlarge": 1900, "g5.24xlarge": 3800, "g5.48xlarge": 7600,
+    "g6.xlarge": 250, "g6.2xlarge": 450, "g6.4xlarge": 600, "g6.8xlarge": 900,
+    "g6.12xlarge": 3760, "g6.16xlarge": 1880, "g6.24xlarge": 3760, "g6.48xlarge": 7520,
+    "g6e.xlarge": 250, "g6e.2xlarge": 450, "g6e.4xlarge": 600, "g6e.8xlarge": 900,
+    "g6e.12xlarge": 3800, "g6e.16xlarge": 1900, "g6e.24xlarge": 3800, "g6e.48xlarge": 7600,
+    "p4d.24xlarge": 8000, "p4de.24xlarge": 8000,
+    "p5.4xlarge": 3840, "p5.48xlarge": 30720, "p5e.48xlarge": 30720, "p5en.48xlarge": 30720,
+}
+
+
+@dataclass(frozen=True)
+class CpuFamily:
+    """A general-purpose family a CPU pool may use at any size Karpenter picks."""
+
+    name: str
+    max_vcpu: int  # of the largest non-metal size
+    max_memory_gib: int
+    efa_sizes: tuple[str, ...]
+
+
+CPU_FAMILIES: dict[str, CpuFamily] = {
+    "c7i": CpuFamily("c7i", 192, 384, ("c7i.48xlarge",)),
+    "m7i": CpuFamily("m7i", 192, 768, ("m7i.48xlarge",)),
+    "r7i": CpuFamily("r7i", 192, 1536, ("r7i.48xlarge",)),
+    "c6i": CpuFamily("c6i", 128, 256, ("c6i.32xlarge",)),
+    "m6i": CpuFamily("m6i", 128, 512, ("m6i.32xlarge",)),
+}
+
+
+def gpu_families() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(item.family for item in _TYPES))
 
 
 def get_instance(name: str) -> GpuInstance | None:
