@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from config.base import DnsLabel, StrictModel
 from config.catalog.regions import ZONE_LETTERS
 from config.cluster import ClusterConfig
+from config.karpenter import KarpenterConfig, check_with_deployment
 from config.network import NetworkConfig
 from config.registry import RegistryConfig
 
@@ -27,6 +28,7 @@ class DeploymentConfig(StrictModel):
     network: NetworkConfig
     cluster: ClusterConfig
     registry: RegistryConfig = RegistryConfig()
+    karpenter: KarpenterConfig = KarpenterConfig()
 
     @field_validator("account", mode="before")
     @classmethod
@@ -68,6 +70,11 @@ class DeploymentConfig(StrictModel):
                 f"cluster.service_ipv4_cidr {service} overlaps network.vpc_cidr {vpc}; "
                 "pick a range outside the VPC, e.g. 172.20.0.0/16"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _karpenter_fits(self) -> DeploymentConfig:
+        check_with_deployment(self.karpenter, self.network.availability_zones, self.tags)
         return self
 
     @property

@@ -1,0 +1,315 @@
+"""Karpenter capacity: node pools, their limits and node OS.
+
+Switch names follow the seed blueprint (`enable_custom_karpenter_nodepools`,
+`use_bottlerocket`, `karpenter_cpu_limits`, `karpenter_memory_limits`) so its users find them.
+Every instance family or type is checked against config/catalog/instances.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from config.base import DnsLabel, StrictModel
+from config.catalog import instances
+
+# Same grammar as the NodePool CRD: Go-style durations, or Never.
+_DURATION = re.compile(r"^([0-9]+(s|m|h))+$")
+_BUDGET = re.compile(r"^((100|[0-9]{1,2})%|[0-9]+)$")
+
+BASE_POOL_WEIGHT = 50
+CUSTOM_POOL_WEIGHT = 100
+
+
+def _duration_or_never(value: str) -> str:
+    if value != "Never" and not _DURATION.match(value):
+        raise ValueError(f"'{value}' is not a duration; write e.g. 30s, 10m, 720h or Never")
+    return value
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise ValueError(f"'{value}' is not a duration; write e.g. 30s, 10m or 24h")
+    return value
+
+
+def _budget(value: str) -> str:
+    if not _BUDGET.match(value):
+        raise ValueError(
+            f"'{value}' is not a disruption budget; use a node count (e.g. 1) or a "
+            "percentage (e.g. 10%)"
+        )
+    return value
+
+
+DurationOrNever = Annotated[str, AfterValidator(_duration_or_never)]
+Duration = Annotated[str, AfterValidator(_duration)]
+Budget = Annotated[str, AfterValidator(_budget)]
+
+
+class NodePoolConfig(StrictModel):
+    """One Karpenter NodePool and its EC2NodeClass (same name)."""
+
+    name: DnsLabel
+    # Either whole families (any size Karpenter finds) or exact instance types.
+    instance_families: list[str] = Field(default_factory=list)
+    instance_types: list[str] = Field(default_factory=list)
+    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
+        default=["on-demand"], min_length=1
+    )
+    # EFA interfaces on every network card; the pool is narrowed to EFA-capable sizes.
+    efa: bool = False
+    zones: list[str] = Field(default_factory=list)
+    # An existing EC2 placement group (a cluster placement group lives in one zone).
+    placement_group: str | None = None
+    # Empty GPU nodes go after this long; CPU nodes are also consolidated when underused.
+    consolidate_after: DurationOrNever = "10m"
+    disruption_budget: Budget = "10%"
+    expire_after: DurationOrNever = "720h"
+    termination_grace_period: Duration = "24h"
+
+    @field_validator("instance_families")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        known = (*instances.gpu_families(), *instances.CPU_FAMILIES)
+        for name in value:
+            if name not in known:
+                raise ValueError(
+                    f"unknown instance family '{name}'; use one of {', '.join(known)} "
+                    "(or add it to config/catalog/instances.py)"
+                )
+        return value
+
+    @field_validator("instance_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        for name in value:
+            family = name.split(".", 1)[0]
+            if instances.get_instance(name) is None and family not in instances.CPU_FAMILIES:
+                sizes = [t.name for t in instances.types_in_families([family])]
+                hint = f"known sizes of {family}: {', '.join(sizes)}" if sizes else (
+                    f"known: {instances.known_types_hint()}"
+                )
+                raise ValueError(f"unknown instance type '{name}'; {hint}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NodePoolConfig:
+        if bool(self.instance_families) == bool(self.instance_types):
+            raise ValueError(
+                f"pool '{self.name}': set exactly one of instance_families (e.g. [g6]) or "
+                "instance_types (e.g. [g6.12xlarge])"
+            )
+        names = self.instance_families or [n.split(".", 1)[0] for n in self.instance_types]
+        cpu = [n for n in names if n in instances.CPU_FAMILIES]
+        if cpu and len(cpu) != len(names):
+            raise ValueError(
+                f"pool '{self.name}' mixes GPU and CPU instances; put them in separate pools"
+            )
+        models = {row.gpu_model for row in self.gpu_candidates()}
+        if len(models) > 1:
+            raise ValueError(
+                f"pool '{self.name}' mixes GPU models {', '.join(sorted(models))}; use one "
+                "pool per GPU model so its nodes carry one dynamo-eks/gpu-model label"
+            )
+        if self.efa:
+            self._check_efa()
+        if self.placement_group and len(self.zones) != 1:
+            raise ValueError(
+                f"pool '{self.name}': placement_group needs exactly one zone (a cluster "
+                "placement group cannot span zones); set zones: [<zone>]"
+            )
+        return self
+
+    def _check_efa(self) -> None:
+        if not self.is_gpu:
+            raise ValueError(
+                f"pool '{self.name}': efa is true on a CPU pool; EFA pools are for GPU "
+                "instances (p4d, p5, p5e, p5en, g5/g6/g6e 8xlarge and up); set efa: false"
+            )
+        candidates = self.gpu_candidates()
+        without = [row.name for row in candidates if not row.efa]
+        efa_sizes = [
+            row.name for row in instances.types_in_families(sorted({r.family for r in candidates}))
+            if row.efa
+        ]
+        if self.instance_types and without:
+            raise ValueError(
+                f"pool '{self.name}': efa is true but {', '.join(without)} has no EFA; use an "
+                f"EFA size ({', '.join(efa_sizes) or 'p5.48xlarge'}) or set efa: false"
+            )
+        if not efa_sizes:
+            raise ValueError(
+                f"pool '{self.name}': efa is true but no size of "
+                f"{', '.join(self.instance_families)} has EFA; set efa: false or use an EFA "
+                "family (p4d, p5, p5e, p5en)"
+            )
+        cards = {row.efa_interfaces for row in self.launchable()}
+        if len(cards) > 1:
+            raise ValueError(
+                f"pool '{self.name}': EFA sizes {', '.join(r.name for r in self.launchable())} "
+                "have different EFA interface counts and cannot share one EC2NodeClass; list "
+                "instance_types with the same count (e.g. only the 48xlarge size)"
+            )
+
+    def gpu_candidates(self) -> list[instances.GpuInstance]:
+        """Catalog rows this pool may launch (before EFA narrowing); empty for CPU pools."""
+        if self.instance_types:
+            return [row for n in self.instance_types if (row := instances.get_instance(n))]
+        return instances.types_in_families(self.instance_families)
+
+    def launchable(self) -> list[instances.GpuInstance]:
+        rows = self.gpu_candidates()
+        return [row for row in rows if row.efa] if self.efa else rows
+
+    @property
+    def is_gpu(self) -> bool:
+        return bool(self.gpu_candidates())
+
+    @property
+    def gpu_label(self) -> str | None:
+        rows = self.gpu_candidates()
+        return rows[0].gpu_label if rows else None
+
+    @property
+    def efa_interfaces(self) -> int:
+        return max((row.efa_interfaces for row in self.launchable()), default=0)
+
+    def largest(self) -> tuple[int, int, int, str]:
+        """(GPUs, vCPUs, memory GiB, biggest instance name) of one node, for limit checks."""
+        rows = self.launchable()
+        if rows:
+            gpus = max(rows, key=lambda r: r.gpus)
+            vcpu = max(rows, key=lambda r: r.vcpu)
+            memory = max(rows, key=lambda r: r.memory_gib)
+            return gpus.gpus, vcpu.vcpu, memory.memory_gib, gpus.name
+        if self.instance_types:  # CPU sizes the catalog does not list one by one
+            return 0, 0, 0, self.instance_types[0]
+        families = [instances.CPU_FAMILIES[name] for name in self.instance_families]
+        return (
+            0,
+            max(f.max_vcpu for f in families),
+            max(f.max_memory_gib for f in families),
+            "/".join(self.instance_families),
+        )
+
+
+def _default_base_pools() -> list[NodePoolConfig]:
+    return [
+        NodePoolConfig(
+            name="cpu",
+            instance_families=["c7i", "m7i"],
+            capacity_types=["spot", "on-demand"],
+            consolidate_after="1m",
+            termination_grace_period="1h",
+        ),
+        NodePoolConfig(name="gpu-g6", instance_families=["g6"], capacity_types=["spot", "on-demand"]),
+        NodePoolConfig(name="gpu-g6e", instance_families=["g6e"], capacity_types=["spot", "on-demand"]),
+        NodePoolConfig(name="gpu-p5", instance_types=["p5.48xlarge"], efa=True, consolidate_after="30m"),
+    ]
+
+
+class KarpenterConfig(StrictModel):
+    # Custom pools are preferred (weight 100) over the base pools (weight 50).
+    enable_custom_karpenter_nodepools: bool = False
+    # Bottlerocket instead of Amazon Linux 2023 on every Karpenter node.
+    use_bottlerocket: bool = False
+    # Limits per NodePool: vCPUs, GiB of memory and GPUs it may launch in total.
+    karpenter_cpu_limits: int = Field(default=1000, ge=1)
+    karpenter_memory_limits: int = Field(default=4000, ge=1)
+    karpenter_gpu_limits: int = Field(default=32, ge=1)
+    # null: install the NVIDIA device plugin unless the AMI ships it (Bottlerocket does).
+    install_nvidia_device_plugin: bool | None = None
+    cpu_root_volume_gib: int = Field(default=100, ge=40, le=16384)
+    # Dynamo runtime images are 15-25 GB compressed; leave room for two versions while pulling.
+    gpu_root_volume_gib: int = Field(default=300, ge=200, le=16384)
+    base_nodepools: list[NodePoolConfig] = Field(default_factory=_default_base_pools)
+    custom_nodepools: list[NodePoolConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> KarpenterConfig:
+        if self.use_bottlerocket and self.install_nvidia_device_plugin:
+            raise ValueError(
+                "install_nvidia_device_plugin is true but Bottlerocket's NVIDIA AMIs already run "
+                "the device plugin (two would both advertise the GPUs); remove the setting or "
+                "set use_bottlerocket: false"
+            )
+        if self.custom_nodepools and not self.enable_custom_karpenter_nodepools:
+            raise ValueError(
+                "custom_nodepools is set but enable_custom_karpenter_nodepools is false; set it "
+                "to true to create them or remove custom_nodepools"
+            )
+        if self.enable_custom_karpenter_nodepools and not self.custom_nodepools:
+            raise ValueError(
+                "enable_custom_karpenter_nodepools is true but custom_nodepools is empty; "
+                "add at least one pool (see config/examples/custom-pools-bottlerocket.yaml)"
+            )
+        seen: set[str] = set()
+        for pool in self.pools():
+            if pool.name in seen:
+                raise ValueError(f"two node pools are named '{pool.name}'; names must be unique")
+            seen.add(pool.name)
+            gpus, vcpus, memory, biggest = pool.largest()
+            if gpus > self.karpenter_gpu_limits:
+                raise ValueError(
+                    f"karpenter_gpu_limits {self.karpenter_gpu_limits} is smaller than one "
+                    f"{biggest} node ({gpus} GPUs) in pool '{pool.name}'; raise it to at "
+                    f"least {gpus} or use smaller instance types"
+                )
+            if vcpus > self.karpenter_cpu_limits:
+                raise ValueError(
+                    f"karpenter_cpu_limits {self.karpenter_cpu_limits} is smaller than one "
+                    f"node of pool '{pool.name}' ({vcpus} vCPUs); raise it to at least {vcpus}"
+                )
+            if memory > self.karpenter_memory_limits:
+                raise ValueError(
+                    f"karpenter_memory_limits {self.karpenter_memory_limits} GiB is smaller "
+                    f"than one node of pool '{pool.name}' ({memory} GiB); raise it to at "
+                    f"least {memory}"
+                )
+        return self
+
+    def pools(self) -> list[NodePoolConfig]:
+        custom = self.custom_nodepools if self.enable_custom_karpenter_nodepools else []
+        return [*self.base_nodepools, *custom]
+
+    def weight(self, pool: NodePoolConfig) -> int:
+        return CUSTOM_POOL_WEIGHT if pool in self.custom_nodepools else BASE_POOL_WEIGHT
+
+    @property
+    def has_efa_pool(self) -> bool:
+        return any(pool.efa for pool in self.pools())
+
+    @property
+    def nvidia_device_plugin(self) -> bool:
+        if self.install_nvidia_device_plugin is None:
+            return not self.use_bottlerocket
+        return self.install_nvidia_device_plugin
+
+
+# Tag keys Karpenter sets itself; the EC2NodeClass CRD rejects them in spec.tags.
+_RESERVED_TAG_KEYS = (
+    "eks:eks-cluster-name",
+    "karpenter.sh/nodepool",
+    "karpenter.sh/nodeclaim",
+    "karpenter.k8s.aws/ec2nodeclass",
+)
+
+
+def check_with_deployment(karpenter: KarpenterConfig, zones: list[str], tags: dict[str, str]) -> None:
+    """Checks that need other sections (zones from network, tags from the top level)."""
+    for pool in karpenter.pools():
+        for zone in pool.zones:
+            if zone not in zones:
+                raise ValueError(
+                    f"karpenter: pool '{pool.name}' zone '{zone}' is not in "
+                    f"network.availability_zones ({', '.join(zones)}); pick one of those"
+                )
+    for key in tags:
+        if key in _RESERVED_TAG_KEYS or key.startswith("kubernetes.io/cluster"):
+            raise ValueError(
+                f"tags: '{key}' is set by Karpenter on its nodes and cannot be a deployment "
+                "tag; rename or remove it"
+            )
