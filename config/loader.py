@@ -74,7 +74,8 @@ def describe_errors(path: Path, err: ValidationError) -> list[str]:
             message = "required setting is missing; add it (see config/default.yaml)"
         elif item["type"] in ("literal_error", "enum"):
             message = f"{message} (got {item.get('input')!r})"
-        lines.append(f"{path}: {field}: {message}")
+        # Cross-section checks (model validators at the top) name their fields themselves.
+        lines.append(f"{path}: {field}: {message}" if loc else f"{path}: {message}")
     return lines
 
 

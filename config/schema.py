@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from config.base import DnsLabel, StrictModel
 from config.catalog.regions import ZONE_LETTERS
 from config.cluster import ClusterConfig
+from config.graphs import GraphConfig, check_graphs
 from config.karpenter import KarpenterConfig, check_with_deployment
 from config.network import NetworkConfig
 from config.registry import RegistryConfig
@@ -29,6 +30,10 @@ class DeploymentConfig(StrictModel):
     cluster: ClusterConfig
     registry: RegistryConfig = RegistryConfig()
     karpenter: KarpenterConfig = KarpenterConfig()
+    graphs: list[GraphConfig] = Field(
+        default_factory=list,
+        description="Inference graphs (one DynamoGraphDeployment each); see docs/readme/graphs.md.",
+    )
 
     @field_validator("account", mode="before")
     @classmethod
@@ -75,6 +80,13 @@ class DeploymentConfig(StrictModel):
     @model_validator(mode="after")
     def _karpenter_fits(self) -> DeploymentConfig:
         check_with_deployment(self.karpenter, self.network.availability_zones, self.tags)
+        return self
+
+    @model_validator(mode="after")
+    def _graphs_fit(self) -> DeploymentConfig:
+        problem = check_graphs(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @property

@@ -1,0 +1,415 @@
+"""Inference graphs: what each DynamoGraphDeployment serves, on what, and how it scales.
+
+A graph is one model behind one frontend. Its topology picks the worker roles: `worker`
+for agg/agg_router, `prefill` + `decode` for disagg/disagg_router/multinode. Placement
+(Karpenter node pool and/or instance type) may be set per graph and overridden per role.
+Cross-section checks (pools exist, capacity fits) run in `check_graphs`, called from
+DeploymentConfig once every section is validated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from config.base import DnsLabel, StrictModel
+from config.catalog.instances import INSTANCE_TYPES, GpuInstance
+from config.catalog.models import ModelSpec, find_model
+
+if TYPE_CHECKING:
+    from config.schema import DeploymentConfig
+
+Backend = Literal["vllm", "sglang", "trtllm", "mocker"]
+Topology = Literal["agg", "agg_router", "disagg", "disagg_router", "multinode"]
+AGG_TOPOLOGIES = ("agg", "agg_router")
+ROUTED_TOPOLOGIES = ("agg_router", "disagg_router")
+
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# Flags the graph sets from typed fields; passing them again would silently disagree.
+_MANAGED_FLAGS = {
+    "--model": "model",
+    "--model-path": "model",
+    "--served-model-name": "served_model_name",
+    "--tensor-parallel-size": "tensor_parallel_size",
+    "--tp": "tensor_parallel_size",
+    "--tp-size": "tensor_parallel_size",
+    "--max-model-len": "max_model_len",
+    "--context-length": "max_model_len",
+    "--max-seq-len": "max_model_len",
+    "--disaggregation-mode": "topology",
+    "--kv-transfer-config": "topology / kv_offload",
+    "--kv-events-config": "topology (the *_router topologies publish KV events)",
+    "--gpu-memory-utilization": "gpu_memory_utilization",
+    "--mem-fraction-static": "gpu_memory_utilization",
+    "--free-gpu-memory-fraction": "gpu_memory_utilization",
+    "--connector": "kv_offload",
+}
+
+
+class WorkerRoleConfig(StrictModel):
+    replicas: int = Field(default=1, ge=1, le=64)
+    # GPUs of one engine instance; for multinode the total across its nodes.
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
+    # Pods (nodes) one engine instance spans: >1 only with topology multinode.
+    nodes: int = Field(default=1, ge=1, le=16)
+    node_pool: DnsLabel | None = None
+    instance_type: str | None = None
+    extra_engine_args: list[str] = Field(default_factory=list)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"'{value}' is not an EC2 instance type; use e.g. g6e.12xlarge")
+        return value
+
+
+class FrontendConfig(StrictModel):
+    replicas: int = Field(default=1, ge=1, le=16)
+
+
+class PlannerConfig(StrictModel):
+    """Dynamo Planner: SLA-driven autoscaling of the worker roles (scaling adapters)."""
+
+    enabled: bool = False
+    optimization_target: Literal["throughput", "latency", "load", "sla"] = "sla"
+    ttft_ms: float = Field(default=500.0, gt=0, le=600000)
+    itl_ms: float = Field(default=50.0, gt=0, le=60000)
+    # Throughput scaling needs profiling data; load scaling works from live metrics.
+    enable_throughput_scaling: bool = False
+    enable_load_scaling: bool = True
+    # Ceiling on GPUs the Planner may allocate to this graph: the cost cap.
+    max_gpu_budget: int = Field(default=8, ge=1, le=1024)
+    min_replicas: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _some_scaling(self) -> PlannerConfig:
+        if (
+            self.enabled
+            and self.optimization_target == "sla"
+            and not (self.enable_throughput_scaling or self.enable_load_scaling)
+        ):
+            raise ValueError(
+                "optimization_target sla needs enable_throughput_scaling or "
+                "enable_load_scaling; set enable_load_scaling: true"
+            )
+        return self
+
+
+class KvOffloadConfig(StrictModel):
+    """KV-cache offload: Dynamo KVBM (vLLM, TRT-LLM) or SGLang HiCache (CPU tier)."""
+
+    enabled: bool = False
+    cpu_cache_gb: int = Field(default=0, ge=0, le=8192)
+    disk_cache_gb: int = Field(default=0, ge=0, le=65536)
+
+    @model_validator(mode="after")
+    def _tiers(self) -> KvOffloadConfig:
+        if self.enabled and self.cpu_cache_gb == 0:
+            raise ValueError(
+                "kv_offload is enabled but cpu_cache_gb is 0; set cpu_cache_gb (e.g. 64): "
+                "the disk tier sits behind the CPU tier"
+            )
+        return self
+
+
+class ModelSpecConfig(StrictModel):
+    """Sizes of a model the catalog does not know (from its config.json)."""
+
+    params_b: float = Field(gt=0, le=5000)
+    layers: int = Field(ge=1, le=1000)
+    hidden_size: int = Field(ge=1)
+    attention_heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1, le=1024)
+    max_context: int = Field(ge=256, le=10_000_000)
+    weight_bytes: float = Field(default=2.0, gt=0, le=4)
+    kv_bytes: float = Field(default=2.0, gt=0, le=4)
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(**self.model_dump())
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """A worker role resolved from the graph: component name/type and its settings."""
+
+    name: str  # component name and its DGD type: worker | prefill | decode
+    config: WorkerRoleConfig
+    node_pool: str | None
+    instance_type: str | None
+
+    @property
+    def gpus_per_pod(self) -> int:
+        return self.config.tensor_parallel_size // self.config.nodes
+
+    @property
+    def disaggregation_mode(self) -> str | None:
+        return self.name if self.name in ("prefill", "decode") else None
+
+
+class GraphConfig(StrictModel):
+    name: DnsLabel
+    backend: Backend = "vllm"
+    topology: Topology = "disagg_router"
+    # Hugging Face model id, e.g. deepseek-ai/DeepSeek-R1-Distill-Llama-8B.
+    model: str
+    served_model_name: str | None = None
+    # Context length the engine is started with; null = the model's maximum.
+    max_model_len: int | None = Field(default=None, ge=256, le=10_000_000)
+    # Fraction of each GPU's memory the engine may use for weights + KV cache.
+    gpu_memory_utilization: float = Field(default=0.9, ge=0.1, le=0.98)
+    # Default placement of every worker role (a role may override either).
+    node_pool: DnsLabel | None = None
+    instance_type: str | None = None
+    # null: follow the node pool (EFA when the pool is an EFA pool).
+    efa: bool | None = None
+    frontend: FrontendConfig = FrontendConfig()
+    worker: WorkerRoleConfig | None = None
+    prefill: WorkerRoleConfig | None = None
+    decode: WorkerRoleConfig | None = None
+    # Appended to every worker's engine command (role-level args come after these).
+    extra_engine_args: list[str] = Field(default_factory=list)
+    planner: PlannerConfig = PlannerConfig()
+    kv_offload: KvOffloadConfig = KvOffloadConfig()
+    # null: the deployment's images.source.
+    image_source: Literal["ngc", "ecr"] | None = None
+    shared_memory_gib: int = Field(default=16, ge=1, le=512)
+    # A PVC (created by you, in the inference namespace) for compiled kernels / CUDA graphs.
+    compilation_cache_pvc: DnsLabel | None = None
+    prefetch: bool = True
+    skip_capacity_check: bool = False
+    model_spec: ModelSpecConfig | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        if not _MODEL_ID.match(value):
+            raise ValueError(
+                f"'{value}' is not a Hugging Face model id; use organisation/name, e.g. "
+                "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"
+            )
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type_shape(cls, value: str | None) -> str | None:
+        return WorkerRoleConfig._instance_type_shape(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GraphConfig:
+        problem = _graph_problem(self)
+        if problem:
+            raise ValueError(f"graph '{self.name}': {problem}")
+        return self
+
+    # -- derived views used by charts, capacity planner and stacks --------------------
+
+    @property
+    def role_names(self) -> tuple[str, ...]:
+        return ("worker",) if self.topology in AGG_TOPOLOGIES else ("prefill", "decode")
+
+    def worker_roles(self) -> list[WorkerRole]:
+        roles = []
+        for name in self.role_names:
+            config = getattr(self, name) or WorkerRoleConfig()
+            roles.append(
+                WorkerRole(
+                    name=name,
+                    config=config,
+                    node_pool=config.node_pool or self.node_pool,
+                    instance_type=config.instance_type or self.instance_type,
+                )
+            )
+        return roles
+
+    @property
+    def model_name(self) -> str:
+        return self.served_model_name or self.model
+
+    @property
+    def kv_routed(self) -> bool:
+        return self.topology in ROUTED_TOPOLOGIES
+
+    @property
+    def disaggregated(self) -> bool:
+        return self.topology not in AGG_TOPOLOGIES
+
+    @property
+    def multinode(self) -> bool:
+        return self.topology == "multinode"
+
+    @property
+    def uses_gpus(self) -> bool:
+        return self.backend != "mocker"
+
+    def model_spec_resolved(self) -> ModelSpec | None:
+        return self.model_spec.spec() if self.model_spec else find_model(self.model)
+
+    def effective_max_model_len(self) -> int | None:
+        if self.max_model_len is not None:
+            return self.max_model_len
+        spec = self.model_spec_resolved()
+        return spec.max_context if spec else None
+
+    def frontend_service(self) -> str:
+        """Service the Dynamo operator creates for the frontend component."""
+        return f"{self.name}-frontend"
+
+
+def _graph_problem(graph: GraphConfig) -> str | None:
+    """The first inconsistency in one graph, as the message after "graph 'name': "."""
+    allowed = graph.role_names
+    for role in ("worker", "prefill", "decode"):
+        if getattr(graph, role) is not None and role not in allowed:
+            want = " and ".join(allowed)
+            return f"'{role}' does not apply to topology {graph.topology}; configure {want} instead"
+    roles = graph.worker_roles()
+    for role in roles:
+        config = role.config
+        if config.nodes > 1 and not graph.multinode:
+            return (
+                f"{role.name}.nodes is {config.nodes} but topology is {graph.topology}; "
+                "use topology: multinode to span nodes"
+            )
+        if config.tensor_parallel_size % config.nodes:
+            return (
+                f"{role.name}.tensor_parallel_size {config.tensor_parallel_size} is not a multiple "
+                f"of {role.name}.nodes {config.nodes}; every node runs the same number of GPUs"
+            )
+        for arg in [*graph.extra_engine_args, *config.extra_engine_args]:
+            flag = arg.split("=", 1)[0]
+            if flag in _MANAGED_FLAGS:
+                return (
+                    f"extra_engine_args sets {flag}, which the graph manages; set "
+                    f"{_MANAGED_FLAGS[flag]} instead"
+                )
+        if graph.uses_gpus and not (role.node_pool or role.instance_type):
+            return (
+                f"{role.name} has no placement; set node_pool (a Karpenter pool) or instance_type "
+                "on the graph or the role"
+            )
+    if graph.multinode and all(role.config.nodes == 1 for role in roles):
+        return "topology multinode needs prefill.nodes or decode.nodes of 2 or more"
+    if graph.backend == "mocker":
+        if graph.multinode:
+            return "the mocker backend runs on CPU and cannot span nodes; use agg or disagg"
+        if graph.kv_offload.enabled:
+            return "kv_offload needs a GPU engine; the mocker backend has no KV cache to offload"
+        if any(role.config.tensor_parallel_size > 1 for role in roles):
+            return "the mocker backend uses no GPUs; leave tensor_parallel_size at 1"
+    if graph.kv_offload.enabled and graph.backend == "sglang" and graph.kv_offload.disk_cache_gb:
+        return (
+            "SGLang offloads to CPU memory (HiCache) only; set kv_offload.disk_cache_gb: 0 or use "
+            "vllm/trtllm for a disk tier"
+        )
+    planner = graph.planner
+    if planner.enabled and not graph.disaggregated and planner.enable_throughput_scaling:
+        return (
+            "planner throughput scaling supports only disaggregated graphs; set "
+            "planner.enable_throughput_scaling: false (load scaling works for agg)"
+        )
+    spec = graph.model_spec_resolved()
+    if spec and graph.max_model_len and graph.max_model_len > spec.max_context:
+        return (
+            f"max_model_len {graph.max_model_len} exceeds {graph.model}'s context of "
+            f"{spec.max_context}; use at most {spec.max_context}"
+        )
+    return None
+
+
+# -- cross-section checks --------------------------------------------------------------
+
+
+def has_multinode(graphs: list[GraphConfig]) -> bool:
+    """Whether the platform must install Grove + KAI (multinode orchestration)."""
+    return any(graph.multinode for graph in graphs)
+
+
+def role_instance_types(
+    cfg: DeploymentConfig, role: WorkerRole
+) -> tuple[list[GpuInstance] | None, str | None]:
+    """(instance types Karpenter may launch for the role, problem) from its placement."""
+    pools = {pool.name: pool for pool in cfg.karpenter.pools()}
+    pool = None
+    if role.node_pool is not None:
+        pool = pools.get(role.node_pool)
+        if pool is None:
+            known = ", ".join(name for name, p in pools.items() if p.is_gpu) or "none"
+            return None, (
+                f"{role.name}.node_pool '{role.node_pool}' is not a Karpenter node pool; use one "
+                f"of the GPU pools {known} (karpenter section)"
+            )
+        if not pool.is_gpu:
+            gpu_pools = ", ".join(name for name, p in pools.items() if p.is_gpu) or "none"
+            return None, (
+                f"{role.name}.node_pool '{role.node_pool}' has no GPU instance types; use one of "
+                f"the GPU pools {gpu_pools}"
+            )
+    if role.instance_type is None:
+        return (pool.launchable() if pool else None), None
+    instance = INSTANCE_TYPES.get(role.instance_type)
+    if instance is None:
+        return None, (
+            f"{role.name}.instance_type '{role.instance_type}' is not a GPU type in the catalog; "
+            "use e.g. g6e.xlarge, g6e.12xlarge or p5.48xlarge (see config/catalog/instances.py)"
+        )
+    allowed = [pool] if pool else [p for p in pools.values() if p.is_gpu]
+    if not any(instance in p.launchable() for p in allowed):
+        where = f"node pool '{pool.name}'" if pool else "any Karpenter GPU pool"
+        options = sorted({t.name for p in allowed for t in p.launchable()})
+        return None, (
+            f"{role.name}.instance_type {instance.name} cannot be launched by {where}; pick one "
+            f"of {', '.join(options[:6]) or 'none'} or add a pool for it (karpenter section)"
+        )
+    return [instance], None
+
+
+def role_efa(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> bool:
+    """EFA for a role: the graph's explicit setting, else whether its pool is an EFA pool."""
+    if graph.efa is not None:
+        return graph.efa and graph.uses_gpus
+    pools = {pool.name: pool for pool in cfg.karpenter.pools()}
+    pool = pools.get(role.node_pool or "")
+    return bool(pool and pool.efa and graph.uses_gpus)
+
+
+def check_graphs(cfg: DeploymentConfig) -> str | None:
+    """The first problem across graphs that needs other sections (pools, capacity)."""
+    from config.capacity import CapacityError, plan_graph
+
+    seen: set[str] = set()
+    for graph in cfg.graphs:
+        if graph.name in seen:
+            return f"graph '{graph.name}' is defined twice; graph names must be unique"
+        seen.add(graph.name)
+        for role in graph.worker_roles():
+            if not graph.uses_gpus:
+                pools = [pool.name for pool in cfg.karpenter.pools()]
+                if role.node_pool and role.node_pool not in pools:
+                    return (
+                        f"graph '{graph.name}': {role.name}.node_pool '{role.node_pool}' is not a "
+                        f"Karpenter node pool; use one of {', '.join(pools)}"
+                    )
+                continue
+            _, problem = role_instance_types(cfg, role)
+            if problem:
+                return f"graph '{graph.name}': {problem}"
+            if role_efa(cfg, graph, role):
+                types, _ = role_instance_types(cfg, role)
+                lacking = [t.name for t in types or [] if not t.efa]
+                if lacking:
+                    return (
+                        f"graph '{graph.name}': efa is on but {role.name} may run on "
+                        f"{', '.join(lacking)} without EFA; use e.g. p5.48xlarge or g6e.12xlarge, "
+                        "or set efa: false"
+                    )
+        try:
+            plan_graph(cfg, graph)
+        except CapacityError as err:
+            return str(err)
+    return None
