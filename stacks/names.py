@@ -45,3 +45,14 @@ def karpenter_node_role_name(cluster_name: str) -> str:
 
 def interruption_queue_name(cluster_name: str) -> str:
     return f"{cluster_name}-karpenter-interruption"
+
+
+# Karpenter: release, service account (Pod Identity) and the node labels/taints that pools
+# set and that device plugins and graphs select on.
+KARPENTER_RELEASE = "karpenter"
+KARPENTER_SERVICE_ACCOUNT = "karpenter"
+NODE_ROLE_LABEL = "dynamo-eks/node-role"  # system | cpu | gpu
+GPU_MODEL_LABEL = "dynamo-eks/gpu-model"  # e.g. l4, l40s, h100 (config/catalog/instances.py)
+EFA_LABEL = "dynamo-eks/efa"  # "true" on pools whose nodes get EFA interfaces
+# The EFS CSI node agent removes this taint once it can mount; pods never land before that.
+EFS_STARTUP_TAINT_KEY = "efs.csi.aws.com/agent-not-ready"
