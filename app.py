@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -12,13 +13,48 @@ from config import ConfigError, load_config
 from stacks.deployment import add_deployment
 
 DEFAULT_CONFIG = "config/default.yaml"
+REPO = Path(__file__).resolve().parent
 
 
 def build_app(app: cdk.App, config_path: str) -> cdk.App:
     cfg = load_config(config_path)
-    add_deployment(app, cfg)
+    if cfg.pipeline is None:
+        add_deployment(app, cfg)
+    else:
+        add_pipeline(app, cfg, config_path)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
+
+
+def add_pipeline(app: cdk.App, cfg, config_path: str) -> None:
+    """A config with a `pipeline` section deploys through CodePipeline, never directly."""
+    from config.pipeline import environment_configs
+    from stacks.names import stack_id
+    from stacks.pipeline_stack import PipelineStack
+
+    path = Path(config_path).resolve()
+    try:
+        in_repo = path.relative_to(REPO)
+    except ValueError:
+        raise ConfigError(
+            [f"{config_path}: a pipeline config must live inside the repository ({REPO}) so "
+             "the pipeline's synth step can read it; move it under config/"]
+        ) from None
+    name = stack_id(cfg.environment, "pipeline")
+    environments = environment_configs(cfg, config_path)
+    stack = PipelineStack(
+        app,
+        name,
+        pipeline=cfg.pipeline,
+        environments=environments,
+        config_path=in_repo.as_posix(),
+        env=cdk.Environment(account=cfg.pipeline.account, region=cfg.pipeline.region),
+        stack_name=name,
+        description=f"dynamo-eks {cfg.environment}: CDK Pipeline promoting "
+        + " -> ".join(env.environment for _, env in environments),
+    )
+    for key, value in cfg.tags.items():
+        cdk.Tags.of(stack).add(key, value)
 
 
 def main() -> int:

@@ -33,9 +33,14 @@ def load_config(path: str | Path) -> DeploymentConfig:
     path = Path(path)
     data = read_yaml(path)
     try:
-        return DeploymentConfig.model_validate(data)
+        cfg = DeploymentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(describe_errors(path, err)) from None
+    if cfg.pipeline is not None:
+        from config.pipeline import environment_configs
+
+        environment_configs(cfg, path)  # every environment's merged config must be valid too
+    return cfg
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

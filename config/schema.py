@@ -12,8 +12,10 @@ from config.base import DnsLabel, StrictModel
 from config.catalog.regions import ZONE_LETTERS
 from config.cluster import ClusterConfig
 from config.graphs import GraphConfig, check_graphs
+from config.images import ImagesConfig
 from config.karpenter import KarpenterConfig, check_with_deployment
 from config.network import NetworkConfig
+from config.pipeline import PipelineConfig
 from config.registry import RegistryConfig
 
 
@@ -33,6 +35,14 @@ class DeploymentConfig(StrictModel):
     graphs: list[GraphConfig] = Field(
         default_factory=list,
         description="Inference graphs (one DynamoGraphDeployment each); see docs/readme/graphs.md.",
+    )
+    images: ImagesConfig = Field(
+        ImagesConfig(), description="Where graph images come from (ngc | ecr) and the image build."
+    )
+    pipeline: PipelineConfig | None = Field(
+        None,
+        description="Only in a pipeline config: a CDK Pipeline deploying this file's settings plus "
+        "per-environment overrides.",
     )
 
     @field_validator("account", mode="before")

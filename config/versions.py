@@ -66,3 +66,14 @@ KUBE_PROMETHEUS_STACK = "88.5.3"
 PROMETHEUS_COMMUNITY_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 DCGM_EXPORTER = "4.8.4"
 DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+
+# Dynamo image build (image_build/buildspec.yml): upstream source at tag v<DYNAMO>, rendered
+# with container/render.py. Its CUDA choice per framework (1.6: trtllm needs 13.1).
+DYNAMO_GIT_REPOSITORY = "https://github.com/ai-dynamo/dynamo.git"
+DYNAMO_BUILD_CUDA = {"vllm": "13.0", "sglang": "13.0", "trtllm": "13.1"}
+# render.py's own dependencies, installed in the CodeBuild container.
+DYNAMO_RENDER_PIP = ("jinja2==3.1.6", "PyYAML==6.0.3")
+
+# cdk-assets, which the pipeline's asset-publishing steps install with npm (the CDK CLI itself
+# is pinned once, in package.json, and read from there).
+CDK_ASSETS_CLI = "4.7.3"

@@ -56,9 +56,10 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         scope,
         stack_id(cfg.environment, "registry"),
         registry=cfg.registry,
+        images=cfg.images,
         cluster_name=name,
         removal_policy=removal,
-        **props("registry", "ECR repositories for Dynamo images"),
+        **props("registry", "ECR repositories and CodeBuild image build for Dynamo images"),
     )
     stacks = DeploymentStacks(network=network, cluster=cluster, registry=registry)
     for stack in stacks.all():

@@ -13,6 +13,20 @@ ECR_IMAGES = (
 )
 
 
+# Frameworks the image build (image_build/) can build -> the runtime image it produces.
+BUILD_FRAMEWORKS = {
+    "vllm": "vllm-runtime",
+    "sglang": "sglang-runtime",
+    "trtllm": "tensorrtllm-runtime",
+}
+# Mutable-tag repository for BuildKit layer cache; release repositories stay immutable.
+BUILD_CACHE_IMAGE = "build-cache"
+
+
+def image_build_project_name(cluster_name: str) -> str:
+    return f"{cluster_name}-dynamo-image-build"
+
+
 def discovery_tag_key() -> str:
     """Tag Karpenter uses to find subnets and security groups for a cluster."""
     return "karpenter.sh/discovery"

@@ -1,4 +1,4 @@
-"""Registry: ECR repositories for Dynamo images we build ourselves."""
+"""Registry: ECR repositories for Dynamo images we build ourselves, and the build."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
+from config.images import ImagesConfig
 from config.registry import RegistryConfig
-from stacks.names import ECR_IMAGES, ecr_repository_name
+from stacks.image_build import ImageBuild
+from stacks.names import BUILD_CACHE_IMAGE, ECR_IMAGES, ecr_repository_name
 
 
 class RegistryStack(Stack):
@@ -17,6 +19,7 @@ class RegistryStack(Stack):
         construct_id: str,
         *,
         registry: RegistryConfig,
+        images: ImagesConfig,
         cluster_name: str,
         removal_policy: RemovalPolicy,
         **kwargs,
@@ -56,3 +59,31 @@ class RegistryStack(Stack):
                 value=repository.repository_uri,
                 description=f"ECR repository for {image} images",
             )
+
+        # Layer cache is rewritten by every build (mutable tags) and worth nothing on its own,
+        # so it is always emptied on destroy and kept apart from the immutable releases.
+        self.cache_repository = ecr.Repository(
+            self,
+            BUILD_CACHE_IMAGE,
+            repository_name=ecr_repository_name(cluster_name, BUILD_CACHE_IMAGE),
+            image_tag_mutability=ecr.TagMutability.MUTABLE,
+            encryption=ecr.RepositoryEncryption.KMS,
+            removal_policy=RemovalPolicy.DESTROY,
+            empty_on_delete=True,
+            lifecycle_rules=[
+                ecr.LifecycleRule(
+                    description="Drop cache manifests replaced by newer builds",
+                    tag_status=ecr.TagStatus.UNTAGGED,
+                    max_image_age=Duration.days(registry.untagged_expiry_days),
+                )
+            ],
+        )
+        self.image_build = ImageBuild(
+            self,
+            "ImageBuild",
+            build=images.build,
+            cluster_name=cluster_name,
+            repositories=dict(self.repositories),
+            cache_repository=self.cache_repository,
+            removal_policy=removal_policy,
+        )

@@ -1,0 +1,163 @@
+"""ImageBuild: a CodeBuild project that builds Dynamo runtime images into our ECR.
+
+A construct of the Registry stack rather than a stack of its own: it pushes only to the
+repositories that stack owns, so grants stay inside one template (no cross-stack exports
+that would pin the repositories), and both are created and destroyed together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from config import versions
+from config.images import ImageBuildConfig
+from stacks.nag_acknowledgements import acknowledge
+from stacks.names import BUILD_FRAMEWORKS, image_build_project_name
+from stacks.retention import log_retention
+
+BUILDSPEC = Path(__file__).resolve().parents[1] / "image_build" / "buildspec.yml"
+
+_COMPUTE = {
+    "large": codebuild.ComputeType.LARGE,
+    "xlarge": codebuild.ComputeType.X_LARGE,
+    "2xlarge": codebuild.ComputeType.X2_LARGE,
+}
+
+# Stack output keys the client (`python -m image_build`) reads.
+OUTPUT_PROJECT = "ImageBuildProjectName"
+OUTPUT_LOG_GROUP = "ImageBuildLogGroupName"
+
+
+def framework_env_key(framework: str) -> str:
+    return framework.upper()
+
+
+class ImageBuild(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        build: ImageBuildConfig,
+        cluster_name: str,
+        repositories: dict[str, ecr.IRepository],
+        cache_repository: ecr.IRepository,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        project_name = image_build_project_name(cluster_name)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/codebuild/{project_name}",
+            retention=log_retention(build.log_retention_days),
+            removal_policy=removal_policy,
+        )
+        # Encrypts the build's working artifacts and cache CodeBuild keeps (AwsSolutions-CB4).
+        key = kms.Key(
+            self,
+            "Key",
+            description=f"CodeBuild encryption for {project_name}",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+
+        environment_variables = {
+            "FRAMEWORK": "vllm",
+            "EFA": "false",
+            "DYNAMO_VERSION": versions.DYNAMO,
+            "DYNAMO_GIT_REPOSITORY": versions.DYNAMO_GIT_REPOSITORY,
+            "ECR_REGISTRY": f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}",
+            "CACHE_REPOSITORY": cache_repository.repository_uri,
+            "RENDER_PIP": " ".join(versions.DYNAMO_RENDER_PIP),
+        }
+        for framework, image in BUILD_FRAMEWORKS.items():
+            key_name = framework_env_key(framework)
+            environment_variables[f"IMAGE_REPOSITORY_{key_name}"] = repositories[image].repository_uri
+            environment_variables[f"CUDA_VERSION_{key_name}"] = versions.DYNAMO_BUILD_CUDA[framework]
+
+        self.project = codebuild.Project(
+            self,
+            "Project",
+            project_name=project_name,
+            description=f"Builds Dynamo {versions.DYNAMO} runtime images from upstream source into ECR",
+            build_spec=codebuild.BuildSpec.from_object(yaml.safe_load(BUILDSPEC.read_text())),
+            environment=codebuild.BuildEnvironment(
+                build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                compute_type=_COMPUTE[build.compute],
+                privileged=True,
+            ),
+            environment_variables={
+                name: codebuild.BuildEnvironmentVariable(value=value)
+                for name, value in environment_variables.items()
+            },
+            encryption_key=key,
+            timeout=Duration.minutes(build.timeout_minutes),
+            # One build per framework at a time is the normal use; the cap stops a script
+            # loop from starting dozens of large machines.
+            concurrent_build_limit=3,
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
+            ),
+        )
+        role = self.project.role
+        assert role is not None
+        # Push and pull only to our release repositories and the cache; the describe call
+        # lets the build stop early when a tag already exists. GetAuthorizationToken has no
+        # resource-level permissions, so grant_pull_push adds it on "*".
+        for repository in (*(repositories[i] for i in BUILD_FRAMEWORKS.values()), cache_repository):
+            repository.grant_pull_push(role)
+            repository.grant(role, "ecr:DescribeImages")
+
+        acknowledge(
+            self.project,
+            "AwsSolutions::AwsSolutions-CB3",
+            "Privileged mode runs the Docker daemon that builds the Dynamo image; the build "
+            "runs only upstream's pinned release tag and can push only to this stack's ECR "
+            "repositories.",
+        )
+        self._acknowledge_role_policy(role)
+
+        CfnOutput(stack, OUTPUT_PROJECT, value=self.project.project_name,
+                  description="CodeBuild project that builds Dynamo images (python -m image_build)")
+        CfnOutput(stack, OUTPUT_LOG_GROUP, value=self.log_group.log_group_name,
+                  description="CloudWatch log group of the image build")
+
+    def _acknowledge_role_policy(self, role: iam.IRole) -> None:
+        """Wildcards CodeBuild and ECR need, each confined to this project's own resources."""
+        stack = Stack.of(self)
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+        project = f"<{stack.resolve(self.project.node.default_child.logical_id)}>"
+        prefix = f"arn:<AWS::Partition>:{{}}:{region}:{account}:"
+        findings = {
+            "Resource::" + prefix.format("logs") + f"log-group:/aws/codebuild/{project}:*":
+                "Log streams inside this project's own log group; CodeBuild names each stream "
+                "after the build id, so they cannot be listed in advance.",
+            "Resource::" + prefix.format("codebuild") + f"report-group/{project}-*":
+                "CodeBuild's test-report permissions for this project's own report groups "
+                "(name prefix = project name); no other project's reports match.",
+            "Action::kms:ReEncrypt*":
+                "Encrypt/decrypt grant on the project's own KMS key only (the key policy and "
+                "the statement's resource both name that one key).",
+            "Action::kms:GenerateDataKey*":
+                "Data keys from the project's own KMS key only, for CodeBuild's encrypted "
+                "artifacts and cache (the statement's resource is that one key).",
+            "Resource::*":
+                "Only ecr:GetAuthorizationToken is granted on '*': it has no resource-level "
+                "permissions. Push and pull are limited to this stack's repositories.",
+        }
+        policy = role.node.find_child("DefaultPolicy")
+        for finding, reason in findings.items():
+            acknowledge(policy, f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason)

@@ -1,0 +1,177 @@
+"""Pipeline (tooling account): CDK Pipelines promoting the same app through environments.
+
+The source is a CodeConnections connection; the synth step runs `make synth` (the CDK CLI
+pinned in package.json, offline config validation, cdk-nag); each environment is a Stage
+built by the same `add_deployment` as a direct `cdk deploy`, so what the pipeline deploys
+to prod is exactly what `make synth` showed for that environment's config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import Environment, Stack, Stage
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_iam as iam
+from aws_cdk import pipelines
+from constructs import Construct
+
+from config import versions
+from config.pipeline import PipelineConfig, PipelineEnvironment
+from config.schema import DeploymentConfig
+from stacks.deployment import DeploymentStacks, add_deployment
+from stacks.nag_acknowledgements import acknowledge
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pinned_cdk_cli() -> str:
+    """The CDK CLI version in package.json: one pin for local synth and the pipeline."""
+    package = json.loads((REPO / "package.json").read_text())
+    return package["devDependencies"]["aws-cdk"]
+
+
+class DeploymentStage(Stage):
+    """One environment: the stacks `cdk deploy --all` would create for its config."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, cfg: DeploymentConfig) -> None:
+        super().__init__(scope, construct_id, env=Environment(account=cfg.account, region=cfg.region))
+        self.stacks: DeploymentStacks = add_deployment(self, cfg)
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline: PipelineConfig,
+        environments: list[tuple[PipelineEnvironment, DeploymentConfig]],
+        config_path: str,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        source = pipelines.CodePipelineSource.connection(
+            pipeline.repository, pipeline.branch, connection_arn=pipeline.connection_arn
+        )
+        synth = pipelines.ShellStep(
+            "Synth",
+            input=source,
+            commands=[f"make synth CONFIG={config_path}"],
+            primary_output_directory="cdk.out",
+        )
+        build_image = codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.STANDARD_7_0)
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=construct_id,
+            synth=synth,
+            # Target accounts decrypt artifacts with the pipeline's KMS key.
+            cross_account_keys=True,
+            enable_key_rotation=True,
+            cli_version=pinned_cdk_cli(),
+            cdk_assets_cli_version=versions.CDK_ASSETS_CLI,
+            code_build_defaults=pipelines.CodeBuildOptions(build_environment=build_image),
+        )
+        self.stages: list[DeploymentStage] = []
+        for settings, env_cfg in environments:
+            stage = DeploymentStage(self, env_cfg.environment, cfg=env_cfg)
+            pre = []
+            if settings.approval:
+                pre.append(
+                    pipelines.ManualApprovalStep(
+                        f"Approve-{env_cfg.environment}",
+                        comment=f"Deploy to {env_cfg.environment} (account {env_cfg.account}, "
+                        f"{env_cfg.region})? Review the change sets of the previous stage first.",
+                    )
+                )
+            post = []
+            if settings.post_deploy:
+                post.append(
+                    pipelines.ShellStep(
+                        f"PostDeploy-{env_cfg.environment}",
+                        input=source,
+                        commands=list(settings.post_deploy),
+                    )
+                )
+            self.pipeline.add_stage(stage, pre=pre, post=post)
+            self.stages.append(stage)
+        # Build now (not at synth) so the generated roles exist to be acknowledged.
+        self.pipeline.build_pipeline()
+        self._acknowledge_generated_roles()
+
+    def _acknowledge_generated_roles(self) -> None:
+        """cdk-nag findings on the roles CDK Pipelines generates, each acknowledged only on a
+        policy that really contains it (checked against the resolved policy document)."""
+        artifacts = self.pipeline.pipeline.artifact_bucket
+        bucket = self.resolve(artifacts.node.default_child.logical_id)
+        artifact_reason = (
+            "CDK Pipelines grants this on the pipeline's own artifact bucket and its objects "
+            "only; the bucket holds nothing but this pipeline's source and cloud assembly."
+        )
+        key_reason = (
+            "Encrypt/decrypt on the pipeline's own artifact KMS key only (the statement's "
+            "resource is that one key), needed to read and write encrypted artifacts."
+        )
+        generic = {
+            "Action::s3:GetObject*": ("s3:GetObject*", artifact_reason),
+            "Action::s3:GetBucket*": ("s3:GetBucket*", artifact_reason),
+            "Action::s3:List*": ("s3:List*", artifact_reason),
+            "Action::s3:DeleteObject*": ("s3:DeleteObject*", artifact_reason),
+            "Action::s3:Abort*": ("s3:Abort*", artifact_reason),
+            f"Resource::<{bucket}.Arn>/*": ("/*", artifact_reason),
+            "Action::kms:ReEncrypt*": ("kms:ReEncrypt*", key_reason),
+            "Action::kms:GenerateDataKey*": ("kms:GenerateDataKey*", key_reason),
+            f"Resource::arn:*:iam::{self.account}:role/*": (
+                "iam::" + str(self.account) + ":role/*",
+                "Self-mutation may assume only CDK bootstrap roles (condition on the "
+                "aws-cdk:bootstrap-role tag: deploy, file- and image-publishing) in the tooling "
+                "account, to update this pipeline.",
+            ),
+            "Resource::*": (
+                '"Resource": "*"',
+                "Actions without resource-level permissions that CDK Pipelines needs: "
+                "cloudformation:DescribeStacks and s3:ListBucket for self-mutation, and "
+                "CodeBuild build control for asset publishing.",
+            ),
+            f"Resource::arn:<AWS::Partition>:logs:{self.region}:{self.account}:log-group:/aws/codebuild/*": (
+                "log-group:/aws/codebuild/*",
+                "The shared asset-publishing role serves CodeBuild projects whose names CDK "
+                "generates; it may write only CodeBuild log groups in the tooling account.",
+            ),
+            f"Resource::arn:<AWS::Partition>:codebuild:{self.region}:{self.account}:report-group/*": (
+                "report-group/*",
+                "The shared asset-publishing role serves CodeBuild projects whose names CDK "
+                "generates; report permissions cannot be narrowed to one project name.",
+            ),
+        }
+        for construct in self.pipeline.node.find_all():
+            if isinstance(construct, codebuild.Project):
+                project = f"<{self.resolve(construct.node.default_child.logical_id)}>"
+                arn = f"arn:<AWS::Partition>:{{}}:{self.region}:{self.account}:"
+                reason = (
+                    "CodeBuild's own log streams and test-report groups for this one project "
+                    "(names prefixed by the project name); nothing of other projects matches."
+                )
+                role = construct.role
+                for finding in (
+                    arn.format("logs") + f"log-group:/aws/codebuild/{project}:*",
+                    arn.format("codebuild") + f"report-group/{project}-*",
+                ):
+                    acknowledge(
+                        role.node.find_child("DefaultPolicy"),
+                        f"AwsSolutions::AwsSolutions-IAM5[Resource::{finding}]",
+                        reason,
+                    )
+            if isinstance(construct, iam.Policy) and construct.node.id == "DefaultPolicy":
+                document = json.dumps(self.resolve(construct.document.to_json()))
+                for finding, (evidence, reason) in generic.items():
+                    if evidence in document:
+                        acknowledge(construct, f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason)
+        acknowledge(
+            artifacts,
+            "AwsSolutions::AwsSolutions-S1",
+            "The artifact bucket is private to the pipeline (KMS-encrypted, public access "
+            "blocked); CodePipeline and CloudTrail record every action that reads or writes it.",
+        )
