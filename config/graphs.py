@@ -400,6 +400,12 @@ def check_graphs(cfg: DeploymentConfig) -> str | None:
             if problem:
                 return f"graph '{graph.name}': {problem}"
             if role_efa(cfg, graph, role):
+                if graph.backend == "vllm" and graph.kv_offload.enabled and graph.disaggregated:
+                    return (
+                        f"graph '{graph.name}': KVBM offload on a disaggregated vLLM graph uses "
+                        "Dynamo's --connector kvbm nixl, which cannot select NIXL's EFA "
+                        "(LIBFABRIC) backend; set efa: false or use an aggregated topology"
+                    )
                 types, _ = role_instance_types(cfg, role)
                 lacking = [t.name for t in types or [] if not t.efa]
                 if lacking:

@@ -16,6 +16,7 @@ from config import ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("ops.validate", "validate a config file and print what it would deploy"),
     "manifests": ("ops.manifests", "render the cdk8s charts of a config to YAML files"),
+    "plan": ("ops.plan", "show each graph's GPUs, KV-cache room and on-demand cost"),
     "config-docs": ("ops.config_docs", "regenerate docs/CONFIG.md from the config models"),
 }
 

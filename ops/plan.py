@@ -1,0 +1,84 @@
+"""`ops plan --config PATH`: what each graph needs, holds and costs (the capacity planner).
+
+The same arithmetic runs at every config load, so a config that prints here also passes
+synth; this command only shows the numbers behind the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from config import load_config
+from config.capacity import RESERVE_GIB, GraphPlan, plan_graph
+from config.catalog.instances import PRICE_DATE, PRICE_REGION
+
+COLUMNS = ("graph", "role", "instance", "replicas x TP", "GPUs", "nodes", "weights/GPU",
+           "KV tokens", "seqs@max_len", "$/hour")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="path to the YAML config")
+    parser.add_argument("--graph", default="", help="only this graph (default: all)")
+
+
+def rows(plan: GraphPlan) -> list[tuple[str, ...]]:
+    out = []
+    for role in plan.roles:
+        fit = role.fit
+        shape = f"{role.replicas} x {role.tensor_parallel}"
+        if role.nodes > 1:
+            shape += f" ({role.nodes} nodes each)"
+        if fit is None:
+            out.append((plan.graph, role.role, "-", shape, "-" if plan.backend == "mocker" else str(role.gpus),
+                        "-", "-", "-", "-", "-"))
+            continue
+        out.append((
+            plan.graph,
+            role.role,
+            f"{fit.instance.name} ({fit.instance.gpus}x {fit.instance.gpu_model} {fit.instance.gpu_memory_gib:g} GiB)",
+            shape,
+            str(role.gpus),
+            str(role.node_count),
+            f"{fit.weights_per_gpu_gb:.1f} GB",
+            f"{fit.kv_tokens:,}",
+            f"{fit.concurrent_sequences} @ {fit.max_model_len:,}",
+            f"{role.usd_per_hour:,.2f}",
+        ))
+    return out
+
+
+def table(lines: list[tuple[str, ...]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ops.cli import UsageError
+
+    cfg = load_config(args.config)
+    graphs = [g for g in cfg.graphs if not args.graph or g.name == args.graph]
+    if args.graph and not graphs:
+        known = ", ".join(g.name for g in cfg.graphs) or "none"
+        raise UsageError(f"no graph '{args.graph}' in {args.config}; graphs: {known}")
+    if not graphs:
+        print(f"{args.config}: no graphs configured")
+        return 0
+    plans = [plan_graph(cfg, graph) for graph in graphs]
+    lines: list[tuple[str, ...]] = [COLUMNS]
+    for plan in plans:
+        lines.extend(rows(plan))
+    print(table(lines))
+    print()
+    total = 0.0
+    for plan in plans:
+        cost = plan.usd_per_hour
+        total += cost or 0.0
+        price = f"${cost:,.2f}/hour on demand" if cost is not None else "no GPU cost estimate"
+        status = "checked" if plan.checked else "UNCHECKED"
+        print(f"{plan.graph}: {plan.backend} {plan.topology}, {plan.model}: {price}; {status} ({plan.note})")
+    print(
+        f"\ntotal GPU workers: ${total:,.2f}/hour on demand ({PRICE_REGION} prices of {PRICE_DATE}; "
+        "frontend/planner CPU nodes, EKS and storage not included). Per GPU the check keeps "
+        f"{RESERVE_GIB:g} GiB outside weights + KV cache."
+    )
+    return 0
