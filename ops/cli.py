@@ -16,6 +16,9 @@ from config import ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("ops.validate", "validate a config file and print what it would deploy"),
     "manifests": ("ops.manifests", "render the cdk8s charts of a config to YAML files"),
+    "preflight": ("ops.preflight", "check the AWS account before deploy (credentials, bootstrap, quotas, offerings)"),
+    "smoke": ("ops.smoke", "smoke-test a Dynamo endpoint (models, health, metrics, completions, latency)"),
+    "rehearse": ("ops.rehearse", "run a graph's topology locally on real Dynamo + mocker, then smoke it"),
     "plan": ("ops.plan", "show each graph's GPUs, KV-cache room and on-demand cost"),
     "config-docs": ("ops.config_docs", "regenerate docs/CONFIG.md from the config models"),
 }
