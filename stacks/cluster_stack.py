@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cdk8s
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
@@ -10,7 +11,11 @@ from aws_cdk.lambda_layer_kubectl_v36 import KubectlV36Layer
 from constructs import Construct
 
 from config.cluster import ClusterConfig, EndpointConfig
+from config.schema import DeploymentConfig
 from stacks.eks_addons import EksAddons
+from stacks.gpu_enablement import GpuEnablement
+from stacks.karpenter import KarpenterController
+from stacks.karpenter_nag import acknowledge_karpenter
 from stacks.nag_acknowledgements import (
     acknowledge_aws_managed,
     acknowledge_kubectl_provider,
@@ -18,6 +23,7 @@ from stacks.nag_acknowledgements import (
 )
 from stacks.names import discovery_tag_key
 from stacks.system_nodes import SystemNodeGroup
+from stacks.teardown_guard import TeardownGuard
 
 _ALL_LOG_TYPES = [
     eks.ClusterLoggingTypes.API,
@@ -37,6 +43,7 @@ class ClusterStack(Stack):
         cluster_config: ClusterConfig,
         vpc: ec2.IVpc,
         removal_policy: RemovalPolicy,
+        deployment: DeploymentConfig,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -95,6 +102,8 @@ class ClusterStack(Stack):
             nodes=self.system_nodes.nodegroup,
         )
 
+        self._add_karpenter(deployment, vpc)
+
         acknowledge_kubectl_provider(self.cluster)
         acknowledge_aws_managed(
             self.cluster.role,
@@ -118,6 +127,55 @@ class ClusterStack(Stack):
             value=f"aws eks update-kubeconfig --region {self.region} --name {cluster_config.name}",
             description="Point kubectl at the cluster (needs an admin_principals identity)",
         )
+
+    def _add_karpenter(self, cfg: DeploymentConfig, vpc: ec2.IVpc) -> None:
+        """Karpenter and its pools, wired so that `cdk destroy` deletes in this order:
+        NodePools/EC2NodeClasses (Karpenter drains and terminates their nodes) -> Karpenter
+        release and device plugins -> system nodes -> teardown guard (sweeps leftovers) ->
+        the controller's IAM, queue, access entries -> cluster -> (Network stack) VPC."""
+        from k8s_charts import karpenter_pools
+
+        name = cfg.cluster.name
+        self.karpenter = KarpenterController(
+            self,
+            "Karpenter",
+            cluster=self.cluster,
+            cluster_name=name,
+            runs_after=[self.system_nodes.nodegroup, self.addons.addons["coredns"]],
+        )
+        self.teardown_guard = TeardownGuard(
+            self,
+            "TeardownGuard",
+            cluster_name=name,
+            subnets=vpc.private_subnets,
+            node_role=self.karpenter.node_role,
+        )
+        # The control plane only (the Cluster construct also holds nodegroups and manifests).
+        self.teardown_guard.resource.node.add_dependency(self.cluster.node.find_child("Resource"))
+        self.teardown_guard.resource.node.add_dependency(self.karpenter.node_role)
+        # Created before the system nodes, deleted after them: the sweep also catches ENIs
+        # the VPC CNI leaked from system nodes.
+        self.system_nodes.nodegroup.node.add_dependency(self.teardown_guard.resource)
+        self.karpenter.release.node.add_dependency(self.teardown_guard.resource)
+
+        self.gpu = GpuEnablement(
+            self,
+            "GpuEnablement",
+            cluster=self.cluster,
+            karpenter=cfg.karpenter,
+            runs_after=[self.system_nodes.nodegroup],
+        )
+
+        app = cdk8s.App()
+        inputs = karpenter_pools.PoolInputs(
+            cluster_security_group_id=self.cluster.cluster_security_group_id
+        )
+        (chart,) = karpenter_pools.build(app, cfg, inputs)
+        self.node_pools = self.cluster.add_cdk8s_chart("KarpenterPools", chart)
+        for dependency in (*self.karpenter.deletion_dependencies, *self.gpu.charts):
+            self.node_pools.node.add_dependency(dependency)
+
+        acknowledge_karpenter(self.karpenter, self.teardown_guard)
 
 
 def _endpoint_access(endpoint: EndpointConfig) -> eks.EndpointAccess:

@@ -50,6 +50,7 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         cluster_config=cfg.cluster,
         vpc=network.vpc,
         removal_policy=removal,
+        deployment=cfg,
         **props("cluster", "EKS cluster, system nodes, add-ons"),
     )
     registry = RegistryStack(

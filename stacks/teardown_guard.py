@@ -1,0 +1,148 @@
+"""Teardown guard: a custom resource whose Delete sweeps what Karpenter and the VPC CNI left
+(instances, launch templates, instance profiles, available ENIs) so the cluster, the node
+role and the VPC can be deleted. The handler is stacks/teardown_guard_handler/index.py.
+
+Every mutating permission is conditioned on this cluster's tags, so the guard cannot touch
+another cluster's (or anyone's untagged) resources even if its code had a bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+HANDLER_DIR = Path(__file__).parent / "teardown_guard_handler"
+
+
+class TeardownGuard(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster_name: str,
+        subnets: list[ec2.ISubnet],
+        node_role: iam.IRole,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(
+                    "service-role/AWSLambdaBasicExecutionRole"
+                )
+            ],
+        )
+        for statement in guard_statements(stack=stack, cluster_name=cluster_name):
+            self.role.add_to_policy(statement)
+
+        self.handler = lambda_.Function(
+            self,
+            "Handler",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.on_event",
+            code=lambda_.Code.from_asset(str(HANDLER_DIR)),
+            role=self.role,
+            # Terminating GPU instances takes minutes; the handler stops a minute early.
+            timeout=Duration.minutes(14),
+            memory_size=256,
+            description=f"Sweeps Karpenter leftovers of {cluster_name} before the VPC is deleted",
+            log_group=logs.LogGroup(
+                self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
+            ),
+        )
+        self.provider = cr.Provider(self, "Provider", on_event_handler=self.handler)
+        self.resource = CustomResource(
+            self,
+            "Resource",
+            service_token=self.provider.service_token,
+            resource_type="Custom::KarpenterTeardownGuard",
+            properties={
+                "ClusterName": cluster_name,
+                "SubnetIds": [subnet.subnet_id for subnet in subnets],
+                "NodeRoleName": node_role.role_name,
+            },
+        )
+        # Policies must outlive the Delete call that uses them.
+        self.resource.node.add_dependency(self.role)
+
+
+def guard_statements(*, stack: Stack, cluster_name: str) -> list[iam.PolicyStatement]:
+    partition, region, account = stack.partition, stack.region, stack.account
+    ec2_arn = f"arn:{partition}:ec2:{region}:{account}"
+    owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
+    karpenter_made = {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
+    profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
+    return [
+        # Describe calls have no resource-level permissions; the region condition is the
+        # narrowest scope EC2 offers for them.
+        iam.PolicyStatement(
+            sid="ListCandidates",
+            actions=[
+                "ec2:DescribeInstances",
+                "ec2:DescribeLaunchTemplates",
+                "ec2:DescribeNetworkInterfaces",
+            ],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:RequestedRegion": region}},
+        ),
+        iam.PolicyStatement(
+            sid="TerminateClusterNodes",
+            actions=["ec2:TerminateInstances"],
+            resources=[f"{ec2_arn}:instance/*"],
+            conditions={"StringEquals": owned, "StringLike": karpenter_made},
+        ),
+        iam.PolicyStatement(
+            sid="TerminateClusterNodesByEksTag",
+            actions=["ec2:TerminateInstances"],
+            resources=[f"{ec2_arn}:instance/*"],
+            conditions={
+                "StringEquals": {"aws:ResourceTag/eks:eks-cluster-name": cluster_name},
+                "StringLike": karpenter_made,
+            },
+        ),
+        iam.PolicyStatement(
+            sid="DeleteClusterLaunchTemplates",
+            actions=["ec2:DeleteLaunchTemplate"],
+            resources=[f"{ec2_arn}:launch-template/*"],
+            conditions={
+                "StringEquals": {"aws:ResourceTag/karpenter.k8s.aws/cluster": cluster_name}
+            },
+        ),
+        iam.PolicyStatement(
+            sid="DeleteClusterEnis",
+            actions=["ec2:DeleteNetworkInterface"],
+            resources=[f"{ec2_arn}:network-interface/*"],
+            conditions={"StringEquals": owned},
+        ),
+        iam.PolicyStatement(
+            sid="DeleteClusterCniEnis",
+            actions=["ec2:DeleteNetworkInterface"],
+            resources=[f"{ec2_arn}:network-interface/*"],
+            conditions={
+                "StringEquals": {"aws:ResourceTag/cluster.k8s.amazonaws.com/name": cluster_name}
+            },
+        ),
+        iam.PolicyStatement(
+            sid="ReadInstanceProfiles",
+            actions=["iam:ListInstanceProfiles", "iam:ListInstanceProfileTags"],
+            resources=[profiles],
+        ),
+        iam.PolicyStatement(
+            sid="DeleteClusterInstanceProfiles",
+            actions=["iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"],
+            resources=[profiles],
+            conditions={"StringEquals": owned},
+        ),
+    ]

@@ -1,0 +1,198 @@
+"""Teardown guard: on stack delete, remove what Karpenter and the VPC CNI leave behind.
+
+Runs after the NodePools and the Karpenter release are gone and before the EKS cluster, the
+node role and (in the Network stack) the VPC. Anything still here would block those
+deletes: instances hold ENIs and security groups, instance profiles hold the node role.
+
+Only resources tagged for THIS cluster are touched:
+- EC2 instances tagged karpenter.sh/nodepool AND (kubernetes.io/cluster/<name>=owned OR
+  eks:eks-cluster-name=<name>)
+- launch templates tagged karpenter.k8s.aws/cluster=<name>
+- instance profiles tagged kubernetes.io/cluster/<name>=owned that hold the node role
+- ENIs with status `available` in the cluster's subnets tagged kubernetes.io/cluster/<name>=owned
+  or cluster.k8s.amazonaws.com/name=<name> (VPC CNI)
+
+Every step lists before it acts, so a second run (CloudFormation retries) finds nothing.
+Waiting is bounded by the Lambda's remaining time; if instances are still shutting down at
+the deadline the delete fails with their ids and can be retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable
+
+import boto3
+from botocore.exceptions import ClientError
+
+LOG = logging.getLogger()
+LOG.setLevel(logging.INFO)
+
+LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+# Stop waiting this long before the Lambda would be killed, to report instead of vanishing.
+SAFETY_MARGIN_SECONDS = 60
+POLL_SECONDS = float(os.environ.get("GUARD_POLL_SECONDS", "10"))
+
+
+def on_event(event: dict, context: Any) -> dict:
+    props = event["ResourceProperties"]
+    physical_id = event.get("PhysicalResourceId") or f"teardown-guard-{props['ClusterName']}"
+    if event["RequestType"] != "Delete":
+        return {"PhysicalResourceId": physical_id}
+    deadline = time.monotonic() + _budget_seconds(context)
+    summary = sweep(
+        cluster_name=props["ClusterName"],
+        subnet_ids=list(props["SubnetIds"]),
+        node_role_name=props["NodeRoleName"],
+        deadline=deadline,
+    )
+    LOG.info("teardown guard for %s: %s", props["ClusterName"], summary)
+    return {"PhysicalResourceId": physical_id, "Data": {k: str(v) for k, v in summary.items()}}
+
+
+def _budget_seconds(context: Any) -> float:
+    remaining_ms = context.get_remaining_time_in_millis() if context else 600_000
+    return max(remaining_ms / 1000 - SAFETY_MARGIN_SECONDS, 0)
+
+
+def sweep(
+    *,
+    cluster_name: str,
+    subnet_ids: list[str],
+    node_role_name: str,
+    deadline: float,
+    ec2=None,
+    iam=None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, int]:
+    ec2 = ec2 or boto3.client("ec2")
+    iam = iam or boto3.client("iam")
+    terminated = terminate_instances(ec2, cluster_name, deadline, sleep)
+    templates = delete_launch_templates(ec2, cluster_name)
+    profiles = delete_instance_profiles(iam, cluster_name, node_role_name)
+    enis = delete_enis(ec2, cluster_name, subnet_ids, deadline, sleep)
+    return {
+        "instances": terminated,
+        "launch_templates": templates,
+        "instance_profiles": profiles,
+        "network_interfaces": enis,
+    }
+
+
+def _paginate(client, operation: str, key: str, **kwargs) -> Iterable[dict]:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def cluster_instances(ec2, cluster_name: str) -> list[str]:
+    found: set[str] = set()
+    for cluster_filter in (
+        {"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned"]},
+        {"Name": "tag:eks:eks-cluster-name", "Values": [cluster_name]},
+    ):
+        filters = [
+            cluster_filter,
+            {"Name": "tag-key", "Values": ["karpenter.sh/nodepool"]},
+            {"Name": "instance-state-name", "Values": LIVE_STATES},
+        ]
+        for reservation in _paginate(ec2, "describe_instances", "Reservations", Filters=filters):
+            found.update(instance["InstanceId"] for instance in reservation["Instances"])
+    return sorted(found)
+
+
+def terminate_instances(ec2, cluster_name: str, deadline: float, sleep) -> int:
+    instance_ids = cluster_instances(ec2, cluster_name)
+    if not instance_ids:
+        return 0
+    for start in range(0, len(instance_ids), 500):  # TerminateInstances takes up to 1000 ids
+        ec2.terminate_instances(InstanceIds=instance_ids[start:start + 500])
+    while True:
+        remaining = [i for i in cluster_instances(ec2, cluster_name) if i in instance_ids]
+        if not remaining:
+            return len(instance_ids)
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"instances of cluster {cluster_name} still shutting down: "
+                f"{', '.join(remaining)}; retry the stack delete in a few minutes"
+            )
+        sleep(POLL_SECONDS)
+
+
+def delete_launch_templates(ec2, cluster_name: str) -> int:
+    filters = [{"Name": "tag:karpenter.k8s.aws/cluster", "Values": [cluster_name]}]
+    deleted = 0
+    for template in list(_paginate(ec2, "describe_launch_templates", "LaunchTemplates", Filters=filters)):
+        try:
+            ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
+            deleted += 1
+        except ClientError as err:
+            if _code(err) not in ("InvalidLaunchTemplateId.NotFound", "InvalidLaunchTemplateName.NotFoundException"):
+                raise
+    return deleted
+
+
+def delete_instance_profiles(iam, cluster_name: str, node_role_name: str) -> int:
+    deleted = 0
+    owned_key = f"kubernetes.io/cluster/{cluster_name}"
+    for profile in list(_paginate(iam, "list_instance_profiles", "InstanceProfiles")):
+        roles = [role["RoleName"] for role in profile.get("Roles", [])]
+        # Cheap filter first (Karpenter's profiles hold our node role), then the tag decides.
+        if node_role_name not in roles:
+            continue
+        name = profile["InstanceProfileName"]
+        tags = {
+            tag["Key"]: tag["Value"]
+            for tag in _paginate(iam, "list_instance_profile_tags", "Tags", InstanceProfileName=name)
+        }
+        if tags.get(owned_key) != "owned":
+            continue
+        try:
+            for role in roles:
+                iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=role)
+            iam.delete_instance_profile(InstanceProfileName=name)
+            deleted += 1
+        except ClientError as err:
+            if _code(err) != "NoSuchEntity":
+                raise
+    return deleted
+
+
+def _cluster_enis(ec2, cluster_name: str, subnet_ids: list[str], status: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for tag_filter in (
+        {"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned"]},
+        {"Name": "tag:cluster.k8s.amazonaws.com/name", "Values": [cluster_name]},
+    ):
+        filters = [
+            tag_filter,
+            {"Name": "subnet-id", "Values": subnet_ids},
+            {"Name": "status", "Values": status},
+        ]
+        for eni in _paginate(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters):
+            found[eni["NetworkInterfaceId"]] = eni["Status"]
+    return found
+
+
+def delete_enis(ec2, cluster_name: str, subnet_ids: list[str], deadline: float, sleep) -> int:
+    if not subnet_ids:
+        return 0
+    deleted = 0
+    while True:
+        for eni_id in _cluster_enis(ec2, cluster_name, subnet_ids, ["available"]):
+            try:
+                ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+                deleted += 1
+            except ClientError as err:
+                if _code(err) not in ("InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterface.InUse"):
+                    raise
+        # ENIs of just-terminated instances detach a little after the instance is gone.
+        detaching = _cluster_enis(ec2, cluster_name, subnet_ids, ["detaching"])
+        if not detaching or time.monotonic() >= deadline:
+            return deleted
+        sleep(POLL_SECONDS)
+
+
+def _code(err: ClientError) -> str:
+    return err.response.get("Error", {}).get("Code", "")
