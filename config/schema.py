@@ -15,6 +15,7 @@ from config.graphs import GraphConfig, check_graphs
 from config.images import ImagesConfig
 from config.karpenter import KarpenterConfig, check_with_deployment
 from config.network import NetworkConfig
+from config.platform import PlatformConfig
 from config.pipeline import PipelineConfig
 from config.registry import RegistryConfig
 
@@ -32,6 +33,9 @@ class DeploymentConfig(StrictModel):
     cluster: ClusterConfig
     registry: RegistryConfig = RegistryConfig()
     karpenter: KarpenterConfig = KarpenterConfig()
+    platform: PlatformConfig = Field(
+        PlatformConfig(), description="Dynamo platform, model cache, secrets and monitoring."
+    )
     graphs: list[GraphConfig] = Field(
         default_factory=list,
         description="Inference graphs (one DynamoGraphDeployment each); see docs/readme/graphs.md.",

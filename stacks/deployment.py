@@ -11,6 +11,7 @@ from config.schema import DeploymentConfig
 from stacks.cluster_stack import ClusterStack
 from stacks.names import stack_id
 from stacks.network_stack import NetworkStack
+from stacks.platform_stack import PlatformStack
 from stacks.registry_stack import RegistryStack
 
 
@@ -19,9 +20,10 @@ class DeploymentStacks:
     network: NetworkStack
     cluster: ClusterStack
     registry: RegistryStack
+    platform: PlatformStack
 
     def all(self) -> list[Stack]:
-        return [self.network, self.cluster, self.registry]
+        return [self.network, self.cluster, self.registry, self.platform]
 
 
 def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
@@ -62,7 +64,19 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         removal_policy=removal,
         **props("registry", "ECR repositories and CodeBuild image build for Dynamo images"),
     )
-    stacks = DeploymentStacks(network=network, cluster=cluster, registry=registry)
+    platform = PlatformStack(
+        scope,
+        stack_id(cfg.environment, "platform"),
+        cfg=cfg,
+        cluster=cluster.cluster,
+        vpc=network.vpc,
+        removal_policy=removal,
+        **props("platform", "Dynamo operator, model cache, secrets sync, monitoring"),
+    )
+    platform.add_stack_dependency(cluster)
+    stacks = DeploymentStacks(
+        network=network, cluster=cluster, registry=registry, platform=platform
+    )
     for stack in stacks.all():
         for key, value in {"dynamo-eks:environment": cfg.environment, **cfg.tags}.items():
             Tags.of(stack).add(key, value)

@@ -50,6 +50,36 @@ HF_TOKEN_SECRET = "hf-token-secret"
 HF_TOKEN_KEY = "HF_TOKEN"
 MODEL_CACHE_PVC = "model-cache"
 GPU_TAINT_KEY = "nvidia.com/gpu"
+
+# Platform stack: Helm releases, services and secrets that charts and stacks both name.
+DYNAMO_PLATFORM_RELEASE = "dynamo-platform"
+EXTERNAL_SECRETS_RELEASE = "external-secrets"
+EXTERNAL_SECRETS_SERVICE_ACCOUNT = "external-secrets"
+CLUSTER_SECRET_STORE = "aws-secrets-manager"
+PROMETHEUS_RELEASE = "kube-prometheus-stack"
+PROMETHEUS_SERVICE = "kube-prometheus-stack-prometheus"  # fullnameOverride + "-prometheus"
+PROMETHEUS_PORT = 9090
+GRAFANA_SERVICE = "kube-prometheus-stack-grafana"  # release name + "-grafana"
+GRAFANA_ADMIN_SECRET = "grafana-admin"
+DCGM_EXPORTER_RELEASE = "dcgm-exporter"
+MODEL_CACHE_STORAGE_CLASS = "efs-model-cache"
+MODEL_CACHE_MOUNT_PATH = "/model-cache"
+
+
+def hf_token_secret_name(cluster_name: str) -> str:
+    """Secrets Manager name of the Hugging Face token (value set by the user, never by CDK)."""
+    return f"{cluster_name}/hf-token"
+
+
+def grafana_admin_secret_name(cluster_name: str) -> str:
+    return f"{cluster_name}/grafana-admin"
+
+
+def prometheus_url() -> str:
+    return (
+        f"http://{PROMETHEUS_SERVICE}.{MONITORING_NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
+    )
+
 # Port of the Service the Dynamo operator creates for a graph's frontend (OpenAI API).
 FRONTEND_SERVICE_PORT = 8000
 

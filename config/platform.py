@@ -1,0 +1,59 @@
+"""Platform: Dynamo operator, model cache, secrets sync and monitoring (the `platform:` section)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from config.base import StrictModel
+
+
+class MonitoringConfig(StrictModel):
+    """kube-prometheus-stack, DCGM exporter, Dynamo PodMonitors and the Grafana dashboard."""
+
+    enabled: bool = Field(
+        True, description="Install Prometheus, Grafana (with the Dynamo dashboard) and monitors."
+    )
+    # Prometheus keeps its data on the node's disk (no EBS CSI driver in this cluster), so
+    # both limits exist: time for queries, size so a busy cluster cannot fill the node disk.
+    prometheus_retention_days: int = Field(
+        7, ge=1, le=90, description="Days of metrics Prometheus keeps."
+    )
+    prometheus_retention_size_gib: int = Field(
+        10, ge=1, le=40,
+        description="Upper bound of Prometheus data on the node disk; oldest data goes first.",
+    )
+    scrape_interval_seconds: int = Field(
+        15, ge=5, le=120, description="How often Prometheus scrapes Dynamo and GPU metrics."
+    )
+    dcgm_exporter: bool = Field(
+        True, description="GPU metrics (utilisation, memory, power) from every GPU node."
+    )
+
+    @model_validator(mode="after")
+    def _dcgm_needs_prometheus(self) -> MonitoringConfig:
+        if self.dcgm_exporter and not self.enabled:
+            raise ValueError(
+                "dcgm_exporter: true needs enabled: true (nothing would scrape the GPU "
+                "metrics); set dcgm_exporter: false or enable monitoring"
+            )
+        return self
+
+
+class ModelCacheConfig(StrictModel):
+    """EFS-backed ReadWriteMany cache that every graph mounts for model weights."""
+
+    size_gib: int = Field(
+        1000, ge=10, le=100_000,
+        description="Nominal size of the model-cache PVC (EFS is elastic; this is not a quota).",
+    )
+    prefetch_backoff_limit: int = Field(
+        3, ge=0, le=10, description="Retries of a graph's model prefetch Job before it fails."
+    )
+    prefetch_timeout_minutes: int = Field(
+        120, ge=10, le=1440, description="Deadline of a model prefetch Job, all retries included."
+    )
+
+
+class PlatformConfig(StrictModel):
+    monitoring: MonitoringConfig = Field(MonitoringConfig(), description="Metrics and dashboards.")
+    model_cache: ModelCacheConfig = Field(ModelCacheConfig(), description="Shared model cache.")

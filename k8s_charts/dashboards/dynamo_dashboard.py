@@ -1,0 +1,237 @@
+"""The Grafana dashboard for Dynamo, written as data (Grafana dashboard JSON model).
+
+Labels it relies on are added by our monitors (k8s_charts/monitoring.py): `graph` (the
+DynamoGraphDeployment) on Dynamo metrics and `node` on DCGM metrics. Every metric name in a
+query must be listed in metric_names.yaml next to it (tests/test_dashboard.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+METRIC_NAMES_FILE = Path(__file__).with_name("metric_names.yaml")
+DASHBOARD_UID = "dynamo-eks-overview"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+RATE = "$__rate_interval"
+GRAPH = 'graph=~"$graph"'
+
+
+def known_metrics() -> dict[str, dict]:
+    return yaml.safe_load(METRIC_NAMES_FILE.read_text())["metrics"]
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    description: str
+    queries: tuple[Query, ...]
+    unit: str = "short"
+    width: int = 8
+
+
+def _quantiles(metric: str) -> tuple[Query, ...]:
+    return tuple(
+        Query(
+            f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{GRAPH}}}[{RATE}])))",
+            f"p{int(q * 100)}",
+        )
+        for q in (0.5, 0.9, 0.99)
+    )
+
+
+ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
+    (
+        "Requests",
+        (
+            Panel(
+                "Request rate by status",
+                "Requests per second at the frontend, split into success and error.",
+                (
+                    Query(
+                        f"sum by (status) (rate(dynamo_frontend_requests_total{{{GRAPH}}}[{RATE}]))",
+                        "{{status}}",
+                    ),
+                ),
+                unit="reqps",
+            ),
+            Panel(
+                "Error ratio",
+                "Share of frontend requests that ended in an error.",
+                (
+                    Query(
+                        f'sum(rate(dynamo_frontend_requests_total{{{GRAPH},status="error"}}[{RATE}]))'
+                        f" / sum(rate(dynamo_frontend_requests_total{{{GRAPH}}}[{RATE}]))",
+                        "errors",
+                    ),
+                ),
+                unit="percentunit",
+            ),
+            Panel(
+                "In-flight and queued requests",
+                "Requests being served and requests waiting for a worker.",
+                (
+                    Query(f"sum by (graph) (dynamo_frontend_inflight_requests{{{GRAPH}}})",
+                          "in flight {{graph}}"),
+                    Query(f"sum by (graph) (dynamo_frontend_queued_requests{{{GRAPH}}})",
+                          "queued {{graph}}"),
+                ),
+            ),
+        ),
+    ),
+    (
+        "Latency",
+        (
+            Panel(
+                "Time to first token",
+                "p50/p90/p99 of the time from request arrival to the first output token.",
+                _quantiles("dynamo_frontend_time_to_first_token_seconds"),
+                unit="s",
+            ),
+            Panel(
+                "Inter-token latency",
+                "p50/p90/p99 of the gap between consecutive output tokens.",
+                _quantiles("dynamo_frontend_inter_token_latency_seconds"),
+                unit="s",
+            ),
+            Panel(
+                "Request duration",
+                "p50/p90/p99 of end-to-end request time.",
+                _quantiles("dynamo_frontend_request_duration_seconds"),
+                unit="s",
+            ),
+        ),
+    ),
+    (
+        "Throughput and KV cache",
+        (
+            Panel(
+                "Output tokens per second",
+                "Tokens generated per second, per graph.",
+                (
+                    Query(
+                        f"sum by (graph) (rate(dynamo_frontend_output_tokens_total{{{GRAPH}}}[{RATE}]))",
+                        "{{graph}}",
+                    ),
+                ),
+                unit="short",
+                width=12,
+            ),
+            Panel(
+                "KV-cache usage per worker",
+                "Fraction of each worker's GPU KV-cache blocks in use (0-1 despite the metric "
+                "name). Falls back to the pre-1.0 metric name.",
+                (
+                    Query(
+                        f"max by (graph, pod) (dynamo_component_gpu_cache_usage_percent{{{GRAPH}}}"
+                        f" or dynamo_component_kvstats_gpu_cache_usage_percent{{{GRAPH}}})",
+                        "{{graph}} {{pod}}",
+                    ),
+                ),
+                unit="percentunit",
+                width=12,
+            ),
+        ),
+    ),
+    (
+        "GPUs",
+        (
+            Panel(
+                "GPU utilisation per node",
+                "Average utilisation of the GPUs in each node (DCGM).",
+                (Query("avg by (node) (DCGM_FI_DEV_GPU_UTIL)", "{{node}}"),),
+                unit="percent",
+            ),
+            Panel(
+                "GPU memory used per node",
+                "Frame-buffer memory in use across each node's GPUs (DCGM, MiB).",
+                (Query("sum by (node) (DCGM_FI_DEV_FB_USED)", "{{node}}"),),
+                unit="decmbytes",
+            ),
+            Panel(
+                "GPU utilisation of the graph's pods",
+                "Per-GPU utilisation for pods of the selected graph (pods are named after "
+                "their graph).",
+                (Query('avg by (pod, gpu) (DCGM_FI_DEV_GPU_UTIL{pod=~"$graph-.*"})',
+                       "{{pod}} gpu {{gpu}}"),),
+                unit="percent",
+            ),
+        ),
+    ),
+)
+
+GRAPH_VARIABLE_QUERY = "label_values(dynamo_frontend_requests_total, graph)"
+
+
+def dashboard() -> dict:
+    panels: list[dict] = []
+    y = 0
+    panel_id = 1
+    for row_title, row_panels in ROWS:
+        panels.append(
+            {"type": "row", "title": row_title, "id": panel_id, "collapsed": False,
+             "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+        )
+        panel_id += 1
+        y += 1
+        x = 0
+        for panel in row_panels:
+            if x + panel.width > 24:
+                x, y = 0, y + 8
+            panels.append(
+                {
+                    "type": "timeseries",
+                    "id": panel_id,
+                    "title": panel.title,
+                    "description": panel.description,
+                    "datasource": DATASOURCE,
+                    "gridPos": {"h": 8, "w": panel.width, "x": x, "y": y},
+                    "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+                    "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+                    "targets": [
+                        {"refId": chr(ord("A") + i), "datasource": DATASOURCE,
+                         "expr": q.expr, "legendFormat": q.legend}
+                        for i, q in enumerate(panel.queries)
+                    ],
+                }
+            )
+            panel_id += 1
+            x += panel.width
+        y += 8
+    return {
+        "uid": DASHBOARD_UID,
+        "title": "Dynamo inference",
+        "tags": ["dynamo", "dynamo-eks"],
+        "editable": False,
+        "schemaVersion": 39,
+        "time": {"from": "now-1h", "to": "now"},
+        "refresh": "30s",
+        "templating": {
+            "list": [
+                {"name": "datasource", "type": "datasource", "query": "prometheus",
+                 "label": "Data source"},
+                {
+                    "name": "graph",
+                    "label": "Graph",
+                    "type": "query",
+                    "datasource": DATASOURCE,
+                    "query": {"query": GRAPH_VARIABLE_QUERY, "refId": "graph"},
+                    "definition": GRAPH_VARIABLE_QUERY,
+                    "includeAll": True,
+                    "allValue": ".*",
+                    "multi": False,
+                    "refresh": 2,
+                    "current": {"text": "All", "value": "$__all"},
+                },
+            ]
+        },
+        "panels": panels,
+    }

@@ -1,0 +1,136 @@
+"""Per-graph Job that downloads a model into the shared model cache before workers start.
+
+Called by the Inference charts for each graph that wants a prefetch. Idempotent: a marker
+written after a complete download makes later runs (re-applies, retries) exit at once, and
+huggingface_hub resumes partial downloads instead of starting again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import cdk8s
+from cdk8s_plus_36 import k8s
+
+from stacks.names import (
+    HF_TOKEN_SECRET,
+    INFERENCE_NAMESPACE,
+    MODEL_CACHE_MOUNT_PATH,
+    MODEL_CACHE_PVC,
+)
+
+# Workers must use the same HF_HOME to find what the Job downloaded.
+HF_HOME = f"{MODEL_CACHE_MOUNT_PATH}/huggingface"
+MARKER_DIR = f"{MODEL_CACHE_MOUNT_PATH}/.prefetch-complete"
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+# Runs in the container's shell; MODEL_ID and MARKER come from the environment so no user
+# input is ever interpolated into the script.
+SCRIPT = """set -eu
+if [ -f "$MARKER" ]; then
+  echo "model $MODEL_ID is already complete in the cache; nothing to do"
+  exit 0
+fi
+python3 - <<'PY'
+import os
+from huggingface_hub import snapshot_download
+path = snapshot_download(os.environ["MODEL_ID"])
+print(f"downloaded {os.environ['MODEL_ID']} to {path}")
+PY
+mkdir -p "$(dirname "$MARKER")"
+date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER"
+"""
+
+
+def job_name(graph_name: str) -> str:
+    name = f"model-prefetch-{graph_name}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(graph_name.encode()).hexdigest()[:8]
+    return f"{name[:54]}-{digest}"
+
+
+def marker_path(model_id: str) -> str:
+    return f"{MARKER_DIR}/{model_id.replace('/', '--')}"
+
+
+def model_prefetch_job(
+    chart: cdk8s.Chart,
+    *,
+    graph_name: str,
+    model_id: str,
+    image: str,
+    backoff_limit: int = 3,
+    timeout_minutes: int = 120,
+) -> k8s.KubeJob:
+    """Add the prefetch Job for one graph to `chart`. backoff_limit / timeout_minutes come
+    from config platform.model_cache (prefetch_backoff_limit / prefetch_timeout_minutes)."""
+    if not _MODEL_ID.match(model_id):
+        raise ValueError(
+            f"model id '{model_id}' is not a Hugging Face repository id; use owner/name, "
+            "e.g. Qwen/Qwen3-0.6B"
+        )
+    name = job_name(graph_name)
+    labels = {
+        "app.kubernetes.io/name": "model-prefetch",
+        "app.kubernetes.io/part-of": "dynamo-eks",
+        "dynamo-eks/graph": graph_name,
+    }
+    return k8s.KubeJob(
+        chart,
+        name,
+        metadata=k8s.ObjectMeta(name=name, namespace=INFERENCE_NAMESPACE, labels=labels),
+        spec=k8s.JobSpec(
+            backoff_limit=backoff_limit,
+            active_deadline_seconds=timeout_minutes * 60,
+            template=k8s.PodTemplateSpec(
+                metadata=k8s.ObjectMeta(labels=labels),
+                spec=k8s.PodSpec(
+                    restart_policy="Never",
+                    automount_service_account_token=False,
+                    containers=[
+                        k8s.Container(
+                            name="main",
+                            image=image,
+                            command=["/bin/sh", "-c", SCRIPT],
+                            env=[
+                                k8s.EnvVar(name="MODEL_ID", value=model_id),
+                                k8s.EnvVar(name="MARKER", value=marker_path(model_id)),
+                                k8s.EnvVar(name="HF_HOME", value=HF_HOME),
+                                k8s.EnvVar(name="HF_HUB_DISABLE_TELEMETRY", value="1"),
+                            ],
+                            # HF_TOKEN, synced from Secrets Manager by External Secrets.
+                            env_from=[
+                                k8s.EnvFromSource(
+                                    secret_ref=k8s.SecretEnvSource(name=HF_TOKEN_SECRET)
+                                )
+                            ],
+                            volume_mounts=[
+                                k8s.VolumeMount(name="model-cache", mount_path=MODEL_CACHE_MOUNT_PATH)
+                            ],
+                            resources=k8s.ResourceRequirements(
+                                requests={
+                                    "cpu": k8s.Quantity.from_string("1"),
+                                    "memory": k8s.Quantity.from_string("2Gi"),
+                                },
+                                limits={"memory": k8s.Quantity.from_string("8Gi")},
+                            ),
+                            security_context=k8s.SecurityContext(
+                                allow_privilege_escalation=False,
+                                capabilities=k8s.Capabilities(drop=["ALL"]),
+                            ),
+                        )
+                    ],
+                    volumes=[
+                        k8s.Volume(
+                            name="model-cache",
+                            persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
+                                claim_name=MODEL_CACHE_PVC
+                            ),
+                        )
+                    ],
+                ),
+            ),
+        ),
+    )

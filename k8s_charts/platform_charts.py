@@ -1,0 +1,292 @@
+"""Kubernetes objects of the Platform stack, as cdk8s charts (pure functions of config).
+
+Split into charts by what they wait for, so the stack can order them: namespaces first;
+secrets after the External Secrets Operator (its CRDs); monitors and the dashboard after
+kube-prometheus-stack (its CRDs); the model cache after the EFS file system.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import cdk8s
+from cdk8s_plus_36 import k8s
+
+from config.schema import DeploymentConfig
+from k8s_charts.dashboards.dynamo_dashboard import dashboard
+from k8s_charts.imports.external_secrets.io import external_secrets as eso
+from k8s_charts.imports.prometheus_operator.com.coreos import monitoring as prom
+from k8s_charts.platform_helm_values import (
+    GRAFANA_ADMIN_PASSWORD_KEY,
+    GRAFANA_ADMIN_USER_KEY,
+    GRAFANA_DASHBOARD_LABEL,
+    MONITOR_SELECTOR_LABELS,
+)
+from stacks.names import (
+    CLUSTER_SECRET_STORE,
+    DCGM_EXPORTER_RELEASE,
+    GRAFANA_ADMIN_SECRET,
+    HF_TOKEN_KEY,
+    HF_TOKEN_SECRET,
+    INFERENCE_NAMESPACE,
+    MODEL_CACHE_PVC,
+    MODEL_CACHE_STORAGE_CLASS,
+    MONITORING_NAMESPACE,
+    grafana_admin_secret_name,
+    hf_token_secret_name,
+)
+
+# Pod labels the Dynamo operator puts on every pod it manages (ai-dynamo/dynamo operator
+# consts: KubeLabelMetricsEnabled; docs "Set Up Metrics Collection").
+DYNAMO_METRICS_ENABLED = "nvidia.com/metrics-enabled"
+DYNAMO_COMPONENT_TYPE = "nvidia.com/dynamo-component-type"
+DYNAMO_GRAPH_NAME = "nvidia.com/dynamo-graph-deployment-name"
+# Named container ports the operator declares: frontend HTTP (8000), worker system (9090).
+FRONTEND_METRICS_PORT = "http"
+WORKER_METRICS_PORT = "system"
+SECRET_REFRESH = "1h"
+
+
+@dataclass(frozen=True)
+class PlatformInputs:
+    """What CloudFormation fills in (tokens in the stack, readable stand-ins for review)."""
+
+    file_system_id: str
+
+
+@dataclass(frozen=True)
+class PlatformCharts:
+    namespaces: cdk8s.Chart
+    secrets: cdk8s.Chart
+    model_cache: cdk8s.Chart
+    monitoring: cdk8s.Chart | None
+
+    def all(self) -> list[cdk8s.Chart]:
+        charts = [self.namespaces, self.secrets, self.model_cache]
+        return charts + ([self.monitoring] if self.monitoring is not None else [])
+
+
+def _meta(name: str, namespace: str | None = None, labels: dict | None = None) -> k8s.ObjectMeta:
+    return k8s.ObjectMeta(name=name, namespace=namespace, labels=labels)
+
+
+def namespaces_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
+    chart = cdk8s.Chart(app, "platform-namespaces")
+    names = [INFERENCE_NAMESPACE] + ([MONITORING_NAMESPACE] if cfg.platform.monitoring.enabled else [])
+    for name in names:
+        k8s.KubeNamespace(chart, name, metadata=_meta(name))
+    return chart
+
+
+def secrets_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
+    """Secrets Manager -> Kubernetes Secrets. No secret value appears here or in a template."""
+    chart = cdk8s.Chart(app, "platform-secrets")
+    consumers = [INFERENCE_NAMESPACE]
+    if cfg.platform.monitoring.enabled:
+        consumers.append(MONITORING_NAMESPACE)
+    eso.ClusterSecretStore(
+        chart,
+        "store",
+        metadata=cdk8s.ApiObjectMetadata(name=CLUSTER_SECRET_STORE),
+        spec=eso.ClusterSecretStoreSpec(
+            # No auth block: the controller's own Pod Identity role, which may read only
+            # this deployment's secrets.
+            provider=eso.ClusterSecretStoreSpecProvider(
+                aws=eso.ClusterSecretStoreSpecProviderAws(
+                    service=eso.ClusterSecretStoreSpecProviderAwsService.SECRETS_MANAGER,
+                    region=cfg.region,
+                )
+            ),
+            # Only the namespaces that consume a synced secret may use the store.
+            conditions=[eso.ClusterSecretStoreSpecConditions(namespaces=consumers)],
+        ),
+    )
+    store_ref = eso.ExternalSecretSpecSecretStoreRef(
+        name=CLUSTER_SECRET_STORE, kind=eso.ExternalSecretSpecSecretStoreRefKind.CLUSTER_SECRET_STORE
+    )
+    eso.ExternalSecret(
+        chart,
+        "hf-token",
+        metadata=cdk8s.ApiObjectMetadata(name=HF_TOKEN_SECRET, namespace=INFERENCE_NAMESPACE),
+        spec=eso.ExternalSecretSpec(
+            refresh_interval=SECRET_REFRESH,
+            secret_store_ref=store_ref,
+            target=eso.ExternalSecretSpecTarget(
+                name=HF_TOKEN_SECRET,
+                creation_policy=eso.ExternalSecretSpecTargetCreationPolicy.OWNER,
+            ),
+            data=[
+                eso.ExternalSecretSpecData(
+                    secret_key=HF_TOKEN_KEY,
+                    remote_ref=eso.ExternalSecretSpecDataRemoteRef(
+                        key=hf_token_secret_name(cfg.cluster.name)
+                    ),
+                )
+            ],
+        ),
+    )
+    if cfg.platform.monitoring.enabled:
+        eso.ExternalSecret(
+            chart,
+            "grafana-admin",
+            metadata=cdk8s.ApiObjectMetadata(
+                name=GRAFANA_ADMIN_SECRET, namespace=MONITORING_NAMESPACE
+            ),
+            spec=eso.ExternalSecretSpec(
+                refresh_interval=SECRET_REFRESH,
+                secret_store_ref=store_ref,
+                target=eso.ExternalSecretSpecTarget(
+                    name=GRAFANA_ADMIN_SECRET,
+                    creation_policy=eso.ExternalSecretSpecTargetCreationPolicy.OWNER,
+                ),
+                data=[
+                    eso.ExternalSecretSpecData(
+                        secret_key=key,
+                        remote_ref=eso.ExternalSecretSpecDataRemoteRef(
+                            key=grafana_admin_secret_name(cfg.cluster.name), property=key
+                        ),
+                    )
+                    for key in (GRAFANA_ADMIN_USER_KEY, GRAFANA_ADMIN_PASSWORD_KEY)
+                ],
+            ),
+        )
+    return chart
+
+
+def model_cache_chart(app: cdk8s.App, cfg: DeploymentConfig, *, file_system_id: str) -> cdk8s.Chart:
+    chart = cdk8s.Chart(app, "platform-model-cache")
+    k8s.KubeStorageClass(
+        chart,
+        "storage-class",
+        metadata=_meta(MODEL_CACHE_STORAGE_CLASS),
+        provisioner="efs.csi.aws.com",
+        parameters={
+            # One EFS access point per volume: its own directory and POSIX identity, so any
+            # container user can read and write the cache.
+            "provisioningMode": "efs-ap",
+            "fileSystemId": file_system_id,
+            "directoryPerms": "700",
+            "basePath": "/dynamo",
+        },
+        # Retain in prod: deleting the PVC must not delete hundreds of GB of weights.
+        reclaim_policy="Retain" if cfg.retain_data else "Delete",
+        volume_binding_mode="Immediate",
+    )
+    k8s.KubePersistentVolumeClaim(
+        chart,
+        "pvc",
+        metadata=_meta(MODEL_CACHE_PVC, INFERENCE_NAMESPACE),
+        spec=k8s.PersistentVolumeClaimSpec(
+            access_modes=["ReadWriteMany"],
+            storage_class_name=MODEL_CACHE_STORAGE_CLASS,
+            resources=k8s.VolumeResourceRequirements(
+                requests={"storage": k8s.Quantity.from_string(f"{cfg.platform.model_cache.size_gib}Gi")}
+            ),
+        ),
+    )
+    return chart
+
+
+def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelings]:
+    """Copy the operator's pod labels onto every series: the dashboard filters by `graph`."""
+    def from_label(label: str, target: str) -> prom.PodMonitorSpecPodMetricsEndpointsRelabelings:
+        source = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
+        return prom.PodMonitorSpecPodMetricsEndpointsRelabelings(
+            source_labels=[source], target_label=target
+        )
+
+    return [from_label(DYNAMO_GRAPH_NAME, "graph"), from_label(DYNAMO_COMPONENT_TYPE, "component_type")]
+
+
+def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
+    chart = cdk8s.Chart(app, "platform-monitoring")
+    interval = f"{cfg.platform.monitoring.scrape_interval_seconds}s"
+    for component, port in (("frontend", FRONTEND_METRICS_PORT), ("worker", WORKER_METRICS_PORT)):
+        prom.PodMonitor(
+            chart,
+            f"dynamo-{component}",
+            metadata=cdk8s.ApiObjectMetadata(
+                name=f"dynamo-{component}",
+                namespace=MONITORING_NAMESPACE,
+                labels=dict(MONITOR_SELECTOR_LABELS),
+            ),
+            spec=prom.PodMonitorSpec(
+                selector=prom.PodMonitorSpecSelector(
+                    match_labels={DYNAMO_METRICS_ENABLED: "true", DYNAMO_COMPONENT_TYPE: component}
+                ),
+                namespace_selector=prom.PodMonitorSpecNamespaceSelector(
+                    match_names=[INFERENCE_NAMESPACE]
+                ),
+                pod_metrics_endpoints=[
+                    prom.PodMonitorSpecPodMetricsEndpoints(
+                        port=port, path="/metrics", interval=interval,
+                        relabelings=_graph_relabelings(),
+                    )
+                ],
+            ),
+        )
+    if cfg.platform.monitoring.dcgm_exporter:
+        prom.ServiceMonitor(
+            chart,
+            "dcgm-exporter",
+            metadata=cdk8s.ApiObjectMetadata(
+                name="dcgm-exporter", namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
+            ),
+            spec=prom.ServiceMonitorSpec(
+                # Labels the dcgm-exporter chart puts on its Service (selectorLabels helper).
+                selector=prom.ServiceMonitorSpecSelector(
+                    match_labels={
+                        "app.kubernetes.io/name": "dcgm-exporter",
+                        "app.kubernetes.io/instance": DCGM_EXPORTER_RELEASE,
+                    }
+                ),
+                namespace_selector=prom.ServiceMonitorSpecNamespaceSelector(
+                    match_names=[MONITORING_NAMESPACE]
+                ),
+                endpoints=[
+                    prom.ServiceMonitorSpecEndpoints(
+                        port="metrics",
+                        path="/metrics",
+                        interval=interval,
+                        # Keep DCGM's pod/namespace labels: they name the pod using the GPU,
+                        # not the exporter.
+                        honor_labels=True,
+                        relabelings=[
+                            prom.ServiceMonitorSpecEndpointsRelabelings(
+                                source_labels=["__meta_kubernetes_pod_node_name"],
+                                target_label="node",
+                            )
+                        ],
+                    )
+                ],
+            ),
+        )
+    k8s.KubeConfigMap(
+        chart,
+        "dashboard",
+        metadata=_meta(
+            "grafana-dashboard-dynamo",
+            MONITORING_NAMESPACE,
+            labels={GRAFANA_DASHBOARD_LABEL[0]: GRAFANA_DASHBOARD_LABEL[1]},
+        ),
+        data={"dynamo.json": json.dumps(dashboard(), indent=1, sort_keys=True)},
+    )
+    return chart
+
+
+def build_charts(app: cdk8s.App, cfg: DeploymentConfig, inputs: PlatformInputs) -> PlatformCharts:
+    return PlatformCharts(
+        namespaces=namespaces_chart(app, cfg),
+        secrets=secrets_chart(app, cfg),
+        model_cache=model_cache_chart(app, cfg, file_system_id=inputs.file_system_id),
+        monitoring=monitoring_chart(app, cfg) if cfg.platform.monitoring.enabled else None,
+    )
+
+
+def build(app: cdk8s.App, cfg: DeploymentConfig, inputs: PlatformInputs) -> list[cdk8s.Chart]:
+    return build_charts(app, cfg, inputs).all()
+
+
+def review_inputs(cfg: DeploymentConfig) -> PlatformInputs:
+    return PlatformInputs(file_system_id="fs-MODELCACHE")

@@ -1,0 +1,54 @@
+"""Prometheus, Grafana and GPU metrics (Helm releases; monitors and the dashboard are cdk8s)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_eks_v2 as eks
+from constructs import Construct
+
+from config import versions
+from config.platform import MonitoringConfig
+from k8s_charts.platform_helm_values import dcgm_exporter_values, kube_prometheus_stack_values
+from stacks.names import DCGM_EXPORTER_RELEASE, MONITORING_NAMESPACE, PROMETHEUS_RELEASE
+
+
+class Observability(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cluster: eks.ICluster,
+        monitoring: MonitoringConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.prometheus_stack = eks.HelmChart(
+            self,
+            "KubePrometheusStack",
+            cluster=cluster,
+            chart="kube-prometheus-stack",
+            repository=versions.PROMETHEUS_COMMUNITY_CHART_REPO,
+            version=versions.KUBE_PROMETHEUS_STACK,
+            release=PROMETHEUS_RELEASE,
+            namespace=MONITORING_NAMESPACE,
+            values=kube_prometheus_stack_values(monitoring),
+            # Grafana waits for its admin secret; PodMonitors need the CRDs this installs.
+            wait=True,
+            timeout=Duration.minutes(15),
+        )
+        self.dcgm_exporter: eks.HelmChart | None = None
+        if monitoring.dcgm_exporter:
+            self.dcgm_exporter = eks.HelmChart(
+                self,
+                "DcgmExporter",
+                cluster=cluster,
+                chart="dcgm-exporter",
+                repository=versions.DCGM_EXPORTER_CHART_REPO,
+                version=versions.DCGM_EXPORTER,
+                release=DCGM_EXPORTER_RELEASE,
+                namespace=MONITORING_NAMESPACE,
+                values=dcgm_exporter_values(),
+                # A DaemonSet on GPU nodes only: with no GPU node yet there is nothing to
+                # wait for.
+                wait=False,
+            )
