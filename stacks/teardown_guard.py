@@ -136,7 +136,7 @@ def guard_statements(*, stack: Stack, cluster_name: str) -> list[iam.PolicyState
         ),
         iam.PolicyStatement(
             sid="ReadInstanceProfiles",
-            actions=["iam:ListInstanceProfiles", "iam:ListInstanceProfileTags"],
+            actions=["iam:ListInstanceProfiles", "iam:GetInstanceProfile"],
             resources=[profiles],
         ),
         iam.PolicyStatement(

@@ -142,10 +142,8 @@ def delete_instance_profiles(iam, cluster_name: str, node_role_name: str) -> int
         if node_role_name not in roles:
             continue
         name = profile["InstanceProfileName"]
-        tags = {
-            tag["Key"]: tag["Value"]
-            for tag in _paginate(iam, "list_instance_profile_tags", "Tags", InstanceProfileName=name)
-        }
+        detail = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        tags = {tag["Key"]: tag["Value"] for tag in detail.get("Tags", [])}
         if tags.get(owned_key) != "owned":
             continue
         try:
