@@ -213,6 +213,27 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
         )
 
 
+# Host memory a worker pod needs besides the KV CPU tier (engine process, tokenizer, NCCL).
+WORKER_HOST_GB = 16
+
+
+def _check_host_memory(graph: GraphConfig, role: WorkerRole, instance: GpuInstance) -> None:
+    offload = graph.kv_offload
+    if not offload.enabled or role.disaggregation_mode == "decode":
+        return
+    pods_per_node = max(1, instance.gpus // max(1, role.gpus_per_pod))
+    host_gb = instance.memory_gib * GIB / GB / pods_per_node
+    need = offload.cpu_cache_gb + WORKER_HOST_GB
+    if need > host_gb * 0.9:
+        raise CapacityError(
+            f"graph '{graph.name}': {role.name}: kv_offload.cpu_cache_gb {offload.cpu_cache_gb} + "
+            f"{WORKER_HOST_GB} GB for the engine needs {need} GB of host memory per pod but "
+            f"{instance.name} has {host_gb:.0f} GB per pod ({instance.memory_gib} GiB shared by "
+            f"{pods_per_node}); lower cpu_cache_gb to {max(0, int(host_gb * 0.9) - WORKER_HOST_GB)} "
+            "or use an instance type with more memory"
+        )
+
+
 def _node_count(instance: GpuInstance, gpus_per_pod: int, pods: int) -> int:
     per_node = max(1, instance.gpus // max(1, gpus_per_pod))
     return math.ceil(pods / per_node)
@@ -264,6 +285,7 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
         usable = [t for t in candidates if t.gpus >= gpus_per_pod] or candidates
         fits_found: list[RoleFit] = []
         for instance in usable:
+            _check_host_memory(graph, role, instance)
             role_fit = fit_role(
                 spec, instance, tensor_parallel=config.tensor_parallel_size, nodes=config.nodes,
                 utilization=graph.gpu_memory_utilization, max_model_len=max_len,

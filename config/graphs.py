@@ -51,14 +51,24 @@ _MANAGED_FLAGS = {
 
 
 class WorkerRoleConfig(StrictModel):
-    replicas: int = Field(default=1, ge=1, le=64)
-    # GPUs of one engine instance; for multinode the total across its nodes.
-    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
-    # Pods (nodes) one engine instance spans: >1 only with topology multinode.
-    nodes: int = Field(default=1, ge=1, le=16)
-    node_pool: DnsLabel | None = None
-    instance_type: str | None = None
-    extra_engine_args: list[str] = Field(default_factory=list)
+    replicas: int = Field(default=1, ge=1, le=64, description="Engine instances of this role.")
+    tensor_parallel_size: int = Field(
+        default=1, ge=1, le=64,
+        description="GPUs of one engine instance (for multinode: the total across its nodes).",
+    )
+    nodes: int = Field(
+        default=1, ge=1, le=16,
+        description="Nodes (pods) one engine instance spans; above 1 only with topology multinode.",
+    )
+    node_pool: DnsLabel | None = Field(
+        None, description="Karpenter node pool for this role (overrides the graph's)."
+    )
+    instance_type: str | None = Field(
+        None, description="EC2 instance type for this role (overrides the graph's)."
+    )
+    extra_engine_args: list[str] = Field(
+        default_factory=list, description="Extra engine flags for this role only."
+    )
 
     @field_validator("instance_type")
     @classmethod
@@ -69,22 +79,26 @@ class WorkerRoleConfig(StrictModel):
 
 
 class FrontendConfig(StrictModel):
-    replicas: int = Field(default=1, ge=1, le=16)
+    replicas: int = Field(default=1, ge=1, le=16, description="Frontend (OpenAI API) pods.")
 
 
 class PlannerConfig(StrictModel):
     """Dynamo Planner: SLA-driven autoscaling of the worker roles (scaling adapters)."""
 
-    enabled: bool = False
-    optimization_target: Literal["throughput", "latency", "load", "sla"] = "sla"
-    ttft_ms: float = Field(default=500.0, gt=0, le=600000)
-    itl_ms: float = Field(default=50.0, gt=0, le=60000)
-    # Throughput scaling needs profiling data; load scaling works from live metrics.
-    enable_throughput_scaling: bool = False
-    enable_load_scaling: bool = True
-    # Ceiling on GPUs the Planner may allocate to this graph: the cost cap.
-    max_gpu_budget: int = Field(default=8, ge=1, le=1024)
-    min_replicas: int = Field(default=1, ge=1, le=64)
+    enabled: bool = Field(False, description="Add a Planner component that scales the workers.")
+    optimization_target: Literal["throughput", "latency", "load", "sla"] = Field(
+        "sla", description="How the Planner decides to scale (sla uses ttft_ms / itl_ms)."
+    )
+    ttft_ms: float = Field(500.0, gt=0, le=600000, description="Time-to-first-token target (ms).")
+    itl_ms: float = Field(50.0, gt=0, le=60000, description="Inter-token latency target (ms).")
+    enable_throughput_scaling: bool = Field(
+        False, description="Predictive scaling; needs profiling data and a disaggregated graph."
+    )
+    enable_load_scaling: bool = Field(True, description="Reactive scaling from live engine metrics.")
+    max_gpu_budget: int = Field(
+        8, ge=1, le=1024, description="Most GPUs the Planner may use for this graph (cost cap)."
+    )
+    min_replicas: int = Field(1, ge=1, le=64, description="Fewest replicas per scaled role.")
 
     @model_validator(mode="after")
     def _some_scaling(self) -> PlannerConfig:
@@ -103,9 +117,13 @@ class PlannerConfig(StrictModel):
 class KvOffloadConfig(StrictModel):
     """KV-cache offload: Dynamo KVBM (vLLM, TRT-LLM) or SGLang HiCache (CPU tier)."""
 
-    enabled: bool = False
-    cpu_cache_gb: int = Field(default=0, ge=0, le=8192)
-    disk_cache_gb: int = Field(default=0, ge=0, le=65536)
+    enabled: bool = Field(False, description="Offload KV blocks from GPU to host memory (and disk).")
+    cpu_cache_gb: int = Field(
+        0, ge=0, le=8192, description="Pinned host memory per worker for the CPU tier (GB)."
+    )
+    disk_cache_gb: int = Field(
+        0, ge=0, le=65536, description="Node-local disk per worker for the disk tier (GB; vLLM, TRT-LLM)."
+    )
 
     @model_validator(mode="after")
     def _tiers(self) -> KvOffloadConfig:
@@ -120,15 +138,15 @@ class KvOffloadConfig(StrictModel):
 class ModelSpecConfig(StrictModel):
     """Sizes of a model the catalog does not know (from its config.json)."""
 
-    params_b: float = Field(gt=0, le=5000)
-    layers: int = Field(ge=1, le=1000)
-    hidden_size: int = Field(ge=1)
-    attention_heads: int = Field(ge=1)
-    kv_heads: int = Field(ge=1)
-    head_dim: int = Field(ge=1, le=1024)
-    max_context: int = Field(ge=256, le=10_000_000)
-    weight_bytes: float = Field(default=2.0, gt=0, le=4)
-    kv_bytes: float = Field(default=2.0, gt=0, le=4)
+    params_b: float = Field(gt=0, le=5000, description="Parameters in billions (all experts).")
+    layers: int = Field(ge=1, le=1000, description="num_hidden_layers.")
+    hidden_size: int = Field(ge=1, description="hidden_size.")
+    attention_heads: int = Field(ge=1, description="num_attention_heads.")
+    kv_heads: int = Field(ge=1, description="num_key_value_heads.")
+    head_dim: int = Field(ge=1, le=1024, description="head_dim (hidden_size / heads if absent).")
+    max_context: int = Field(ge=256, le=10_000_000, description="max_position_embeddings.")
+    weight_bytes: float = Field(2.0, gt=0, le=4, description="Bytes per parameter (2 bf16, 1 fp8).")
+    kv_bytes: float = Field(2.0, gt=0, le=4, description="Bytes per KV-cache element.")
 
     def spec(self) -> ModelSpec:
         return ModelSpec(**self.model_dump())
@@ -153,37 +171,45 @@ class WorkerRole:
 
 
 class GraphConfig(StrictModel):
-    name: DnsLabel
-    backend: Backend = "vllm"
-    topology: Topology = "disagg_router"
-    # Hugging Face model id, e.g. deepseek-ai/DeepSeek-R1-Distill-Llama-8B.
-    model: str
-    served_model_name: str | None = None
-    # Context length the engine is started with; null = the model's maximum.
-    max_model_len: int | None = Field(default=None, ge=256, le=10_000_000)
-    # Fraction of each GPU's memory the engine may use for weights + KV cache.
-    gpu_memory_utilization: float = Field(default=0.9, ge=0.1, le=0.98)
-    # Default placement of every worker role (a role may override either).
-    node_pool: DnsLabel | None = None
-    instance_type: str | None = None
-    # null: follow the node pool (EFA when the pool is an EFA pool).
-    efa: bool | None = None
-    frontend: FrontendConfig = FrontendConfig()
-    worker: WorkerRoleConfig | None = None
-    prefill: WorkerRoleConfig | None = None
-    decode: WorkerRoleConfig | None = None
-    # Appended to every worker's engine command (role-level args come after these).
-    extra_engine_args: list[str] = Field(default_factory=list)
-    planner: PlannerConfig = PlannerConfig()
-    kv_offload: KvOffloadConfig = KvOffloadConfig()
-    # null: the deployment's images.source.
-    image_source: Literal["ngc", "ecr"] | None = None
-    shared_memory_gib: int = Field(default=16, ge=1, le=512)
-    # A PVC (created by you, in the inference namespace) for compiled kernels / CUDA graphs.
-    compilation_cache_pvc: DnsLabel | None = None
-    prefetch: bool = True
-    skip_capacity_check: bool = False
-    model_spec: ModelSpecConfig | None = None
+    name: DnsLabel = Field(description="DynamoGraphDeployment name; the frontend Service is <name>-frontend.")
+    backend: Backend = Field("vllm", description="Engine: vllm | sglang | trtllm | mocker (CPU simulator).")
+    topology: Topology = Field(
+        "disagg_router", description="agg | agg_router | disagg | disagg_router | multinode."
+    )
+    model: str = Field(description="Hugging Face model id, e.g. deepseek-ai/DeepSeek-R1-Distill-Llama-8B.")
+    served_model_name: str | None = Field(None, description="Name clients use; default: model.")
+    max_model_len: int | None = Field(
+        None, ge=256, le=10_000_000, description="Context length the engine starts with; null = the model's maximum."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, ge=0.1, le=0.98, description="Share of GPU memory for weights + KV cache (TRT-LLM: of what the weights leave)."
+    )
+    node_pool: DnsLabel | None = Field(None, description="Karpenter node pool of every worker role.")
+    instance_type: str | None = Field(None, description="EC2 instance type of every worker role.")
+    efa: bool | None = Field(None, description="EFA for KV transfer; null = on when the node pool is an EFA pool.")
+    frontend: FrontendConfig = Field(FrontendConfig(), description="The OpenAI-compatible frontend.")
+    worker: WorkerRoleConfig | None = Field(None, description="Workers of agg / agg_router graphs.")
+    prefill: WorkerRoleConfig | None = Field(None, description="Prefill workers (disagg*, multinode).")
+    decode: WorkerRoleConfig | None = Field(None, description="Decode workers (disagg*, multinode).")
+    extra_engine_args: list[str] = Field(
+        default_factory=list, description="Extra engine flags for every worker role."
+    )
+    planner: PlannerConfig = Field(PlannerConfig(), description="SLA-based autoscaling (Dynamo Planner).")
+    kv_offload: KvOffloadConfig = Field(KvOffloadConfig(), description="KV-cache offload (KVBM / HiCache).")
+    image_source: Literal["ngc", "ecr"] | None = Field(
+        None, description="ngc | ecr for this graph; null = images.source."
+    )
+    shared_memory_gib: int = Field(16, ge=1, le=512, description="/dev/shm per GPU worker pod (GiB).")
+    compilation_cache_pvc: DnsLabel | None = Field(
+        None, description="Existing PVC (inference namespace) for compiled kernels / CUDA graphs."
+    )
+    prefetch: bool = Field(True, description="Download the weights into the model cache with a Job first.")
+    skip_capacity_check: bool = Field(
+        False, description="Skip the GPU memory check (reported as UNCHECKED by `make plan`)."
+    )
+    model_spec: ModelSpecConfig | None = Field(
+        None, description="Sizes of a model that is not in config/catalog/models.py."
+    )
 
     @field_validator("model")
     @classmethod
@@ -269,6 +295,13 @@ def _graph_problem(graph: GraphConfig) -> str | None:
             want = " and ".join(allowed)
             return f"'{role}' does not apply to topology {graph.topology}; configure {want} instead"
     roles = graph.worker_roles()
+    if graph.backend == "mocker":
+        if graph.multinode:
+            return "the mocker backend runs on CPU and cannot span nodes; use agg or disagg"
+        if graph.kv_offload.enabled:
+            return "kv_offload needs a GPU engine; the mocker backend has no KV cache to offload"
+        if any(role.config.tensor_parallel_size > 1 for role in roles):
+            return "the mocker backend uses no GPUs; leave tensor_parallel_size at 1"
     for role in roles:
         config = role.config
         if config.nodes > 1 and not graph.multinode:
@@ -295,13 +328,6 @@ def _graph_problem(graph: GraphConfig) -> str | None:
             )
     if graph.multinode and all(role.config.nodes == 1 for role in roles):
         return "topology multinode needs prefill.nodes or decode.nodes of 2 or more"
-    if graph.backend == "mocker":
-        if graph.multinode:
-            return "the mocker backend runs on CPU and cannot span nodes; use agg or disagg"
-        if graph.kv_offload.enabled:
-            return "kv_offload needs a GPU engine; the mocker backend has no KV cache to offload"
-        if any(role.config.tensor_parallel_size > 1 for role in roles):
-            return "the mocker backend uses no GPUs; leave tensor_parallel_size at 1"
     if graph.kv_offload.enabled and graph.backend == "sglang" and graph.kv_offload.disk_cache_gb:
         return (
             "SGLang offloads to CPU memory (HiCache) only; set kv_offload.disk_cache_gb: 0 or use "

@@ -27,10 +27,12 @@ def chart_sources() -> list[ChartSource]:
     """Imported lazily so a chart's heavy imports load only when charts are rendered."""
     from k8s_charts import karpenter_pools
     from k8s_charts import platform_charts
+    from k8s_charts import graphs
 
     sources: list[ChartSource] = [
         ChartSource("karpenter-pools", karpenter_pools.build, karpenter_pools.review_inputs),
         ChartSource("platform", platform_charts.build, platform_charts.review_inputs),
+        ChartSource("graphs", graphs.build, graphs.review_inputs),
     ]
     return sources
 

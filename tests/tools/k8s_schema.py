@@ -101,3 +101,19 @@ def validate_all(objects: list[dict]) -> list[str]:
 
 def load_yaml_objects(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def validate_pod_template(template: dict, name: str) -> list[str]:
+    """A core/v1 PodTemplateSpec embedded in a custom resource (e.g. a DGD component's
+    podTemplate), checked as the `template` of a v1 PodTemplate object."""
+    wrapper = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name}, "template": template}
+    return [f"podTemplate of {name}: {error}" for error in validate_core(wrapper)]
+
+
+def dgd_pod_templates(obj: dict) -> list[tuple[str, dict]]:
+    """(graph/component, podTemplate) for every component of a DynamoGraphDeployment."""
+    graph = obj.get("metadata", {}).get("name", "?")
+    return [
+        (f"{graph}/{component.get('name')}", component.get("podTemplate", {}))
+        for component in obj.get("spec", {}).get("components", [])
+    ]

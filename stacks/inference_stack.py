@@ -1,0 +1,106 @@
+"""Inference: one DynamoGraphDeployment (+ model prefetch Job) per configured graph.
+
+Graphs are spread over several Inference stacks (`GRAPHS_PER_STACK` each) so that fifty
+graphs stay far below CloudFormation's per-template limits (1 MB body, 500 resources,
+200 outputs); each stack reads like a list: one manifest and two outputs per graph.
+"""
+
+from __future__ import annotations
+
+import re
+
+import cdk8s
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_eks_v2 as eks
+from constructs import Construct
+
+from config.graphs import GraphConfig
+from config.schema import DeploymentConfig
+from stacks.names import stack_id
+
+# Each graph is one manifest custom resource (~5-15 KB of template) and two outputs;
+# ten per stack keeps every template under ~20% of the size limit.
+GRAPHS_PER_STACK = 10
+
+
+def shard_graphs(graphs: list[GraphConfig], per_stack: int = GRAPHS_PER_STACK) -> list[list[GraphConfig]]:
+    """Graphs in config order, `per_stack` at a time. Appending graphs never moves existing
+    ones; removing one from the middle moves later graphs to another stack (recreated)."""
+    return [graphs[i : i + per_stack] for i in range(0, len(graphs), per_stack)]
+
+
+def inference_stack_unit(index: int) -> str:
+    """'inference' for the first shard (stable name for the common one-stack case)."""
+    return "inference" if index == 0 else f"inference-{index + 1}"
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]", name) if part)
+
+
+class InferenceStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cfg: DeploymentConfig,
+        graphs: list[GraphConfig],
+        cluster: eks.ICluster,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        from k8s_charts import graphs as graph_charts
+
+        inputs = graph_charts.review_inputs(cfg)  # every input is a deterministic name
+        app = cdk8s.App()
+        for graph in graphs:
+            chart = graph_charts.graph_chart(app, cfg, graph, inputs)
+            camel = _camel(graph.name)
+            eks.KubernetesManifest(
+                self,
+                f"Graph{camel}",
+                cluster=cluster,
+                manifest=chart.to_json(),
+                # A changed graph is re-applied in place; the operator rolls its pods.
+                overwrite=True,
+            )
+            CfnOutput(
+                self,
+                f"{camel}FrontendService",
+                value=f"{graph_charts.INFERENCE_NAMESPACE}/{graph.frontend_service()}",
+                description=f"graph {graph.name}: OpenAI-compatible frontend Service (namespace/name)",
+            )
+            CfnOutput(
+                self,
+                f"{camel}PortForward",
+                value=graph_charts.port_forward_command(graph),
+                description=f"graph {graph.name}: then call http://localhost:8000/v1/models",
+            )
+
+
+def add_inference_stacks(
+    scope: Construct,
+    cfg: DeploymentConfig,
+    *,
+    cluster: eks.ICluster,
+    after: Stack,
+    stack_props,
+) -> list[InferenceStack]:
+    """One Inference stack per shard of graphs, each deployed after `after` (the Platform
+    stack: the Dynamo operator and its CRDs, the model cache PVC and HF token secret)."""
+    stacks = []
+    for index, graphs in enumerate(shard_graphs(list(cfg.graphs))):
+        unit = inference_stack_unit(index)
+        names = ", ".join(graph.name for graph in graphs)
+        stack = InferenceStack(
+            scope,
+            stack_id(cfg.environment, unit),
+            cfg=cfg,
+            graphs=graphs,
+            cluster=cluster,
+            **stack_props(unit, f"inference graphs {names}"[:900]),
+        )
+        stack.add_dependency(after)
+        stacks.append(stack)
+    return stacks
