@@ -10,6 +10,7 @@ from constructs import Construct
 from config.schema import DeploymentConfig
 from stacks.cluster_stack import ClusterStack
 from stacks.names import stack_id
+from stacks.inference_stack import InferenceStack, add_inference_stacks
 from stacks.network_stack import NetworkStack
 from stacks.platform_stack import PlatformStack
 from stacks.registry_stack import RegistryStack
@@ -21,9 +22,11 @@ class DeploymentStacks:
     cluster: ClusterStack
     registry: RegistryStack
     platform: PlatformStack
+    # One per shard of graphs (stacks/inference_stack.py GRAPHS_PER_STACK).
+    inference: tuple[InferenceStack, ...] = ()
 
     def all(self) -> list[Stack]:
-        return [self.network, self.cluster, self.registry, self.platform]
+        return [self.network, self.cluster, self.registry, self.platform, *self.inference]
 
 
 def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
@@ -74,8 +77,12 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         **props("platform", "Dynamo operator, model cache, secrets sync, monitoring"),
     )
     platform.add_stack_dependency(cluster)
+    inference = add_inference_stacks(
+        scope, cfg, cluster=cluster.cluster, after=platform, stack_props=props
+    )
     stacks = DeploymentStacks(
-        network=network, cluster=cluster, registry=registry, platform=platform
+        network=network, cluster=cluster, registry=registry, platform=platform,
+        inference=tuple(inference),
     )
     for stack in stacks.all():
         for key, value in {"dynamo-eks:environment": cfg.environment, **cfg.tags}.items():

@@ -101,6 +101,6 @@ def add_inference_stacks(
             cluster=cluster,
             **stack_props(unit, f"inference graphs {names}"[:900]),
         )
-        stack.add_dependency(after)
+        stack.add_stack_dependency(after)
         stacks.append(stack)
     return stacks
