@@ -1,0 +1,209 @@
+"""Platform Kubernetes objects: schema-valid, monitors selected by our Prometheus, secrets
+synced from Secrets Manager, RWX model cache, idempotent bounded prefetch Job."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import cdk8s
+import pytest
+
+from config import load_config
+from config.platform import MonitoringConfig
+from k8s_charts.model_prefetch import SCRIPT, job_name, marker_path, model_prefetch_job
+from k8s_charts.platform_charts import build, review_inputs
+from k8s_charts.platform_helm_values import kube_prometheus_stack_values
+from stacks.names import HF_TOKEN_KEY, HF_TOKEN_SECRET, INFERENCE_NAMESPACE, MONITORING_NAMESPACE
+from tests.tools.k8s_schema import validate_all
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = REPO / "config" / "default.yaml"
+
+
+def render(cfg) -> list[dict]:
+    app = cdk8s.App()
+    return [obj for chart in build(app, cfg, review_inputs(cfg)) for obj in chart.to_json()]
+
+
+def by_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(DEFAULT)
+
+
+@pytest.fixture(scope="module")
+def objects(cfg):
+    return render(cfg)
+
+
+def test_every_object_validates_against_its_schema(objects):
+    kinds = {o["kind"] for o in objects}
+    assert {"ExternalSecret", "ClusterSecretStore", "PodMonitor", "ServiceMonitor"} <= kinds
+    assert validate_all(objects) == []
+
+
+def test_schema_validation_catches_a_bad_monitor(objects):
+    bad = dict(by_kind(objects, "PodMonitor")[0])
+    bad["spec"] = {**bad["spec"], "podMetricsEndpoints": [{"port": 8000}]}  # port must be a name
+    assert validate_all([bad]) != []
+
+
+def _matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()) and not selector.get(
+        "matchExpressions"
+    )
+
+
+def _namespace_selected(selector: dict, namespace: str) -> bool:
+    # The Prometheus Operator treats an empty namespace selector as "all namespaces".
+    if selector == {}:
+        return True
+    return namespace in selector.get("matchNames", []) and not selector.get("matchLabels")
+
+
+def test_every_monitor_is_selected_by_our_prometheus(objects):
+    spec = kube_prometheus_stack_values(MonitoringConfig())["prometheus"]["prometheusSpec"]
+    monitors = by_kind(objects, "PodMonitor") + by_kind(objects, "ServiceMonitor")
+    assert len(monitors) == 3
+    for monitor in monitors:
+        kind = "podMonitor" if monitor["kind"] == "PodMonitor" else "serviceMonitor"
+        meta = monitor["metadata"]
+        assert _matches(spec[f"{kind}Selector"], meta.get("labels", {})), meta["name"]
+        assert _namespace_selected(spec[f"{kind}NamespaceSelector"], meta["namespace"]), meta["name"]
+
+
+def test_selection_check_would_catch_the_seed_bug():
+    spec = kube_prometheus_stack_values(MonitoringConfig())["prometheus"]["prometheusSpec"]
+    assert not _matches(spec["serviceMonitorSelector"], {"app": "dcgm-exporter"})
+
+
+def test_dynamo_pod_monitors_use_the_operator_labels_and_ports(objects):
+    monitors = {m["metadata"]["name"]: m["spec"] for m in by_kind(objects, "PodMonitor")}
+    for component, port in (("frontend", "http"), ("worker", "system")):
+        spec = monitors[f"dynamo-{component}"]
+        assert spec["selector"]["matchLabels"] == {
+            "nvidia.com/metrics-enabled": "true",
+            "nvidia.com/dynamo-component-type": component,
+        }
+        assert spec["namespaceSelector"] == {"matchNames": [INFERENCE_NAMESPACE]}
+        (endpoint,) = spec["podMetricsEndpoints"]
+        assert endpoint["port"] == port and endpoint["path"] == "/metrics"
+        targets = {r["targetLabel"] for r in endpoint["relabelings"]}
+        assert "graph" in targets  # the dashboard's filter
+
+
+def test_hf_token_external_secret(objects, cfg):
+    (secret,) = [o for o in by_kind(objects, "ExternalSecret") if o["metadata"]["name"] == HF_TOKEN_SECRET]
+    assert secret["metadata"]["namespace"] == INFERENCE_NAMESPACE
+    assert secret["spec"]["target"]["name"] == HF_TOKEN_SECRET
+    assert secret["spec"]["data"] == [
+        {"secretKey": HF_TOKEN_KEY, "remoteRef": {"key": f"{cfg.cluster.name}/hf-token"}}
+    ]
+    (store,) = by_kind(objects, "ClusterSecretStore")
+    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": store["metadata"]["name"]}
+    assert store["spec"]["provider"]["aws"] == {"service": "SecretsManager", "region": cfg.region}
+    assert store["spec"]["conditions"] == [{"namespaces": [INFERENCE_NAMESPACE, MONITORING_NAMESPACE]}]
+
+
+def test_model_cache_is_rwx_on_efs_access_points(objects):
+    (storage_class,) = by_kind(objects, "StorageClass")
+    assert storage_class["provisioner"] == "efs.csi.aws.com"
+    assert storage_class["parameters"]["provisioningMode"] == "efs-ap"
+    assert storage_class["parameters"]["fileSystemId"] == "fs-MODELCACHE"
+    assert storage_class["reclaimPolicy"] == "Delete"  # dev config
+    (pvc,) = by_kind(objects, "PersistentVolumeClaim")
+    assert pvc["metadata"] == {"name": "model-cache", "namespace": INFERENCE_NAMESPACE}
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["storageClassName"] == storage_class["metadata"]["name"]
+
+
+def test_retained_environments_keep_the_cache_volume(cfg):
+    retained = cfg.model_copy(update={"removal_policy": "retain"})
+    (storage_class,) = by_kind(render(retained), "StorageClass")
+    assert storage_class["reclaimPolicy"] == "Retain"
+
+
+def test_dashboard_config_map_is_picked_up_by_the_sidecar(objects):
+    (config_map,) = by_kind(objects, "ConfigMap")
+    assert config_map["metadata"]["namespace"] == MONITORING_NAMESPACE
+    assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    assert "dynamo.json" in config_map["data"]
+
+
+def test_monitoring_off_renders_no_monitoring_objects(cfg):
+    platform = cfg.platform.model_copy(
+        update={"monitoring": MonitoringConfig(enabled=False, dcgm_exporter=False)}
+    )
+    objects = render(cfg.model_copy(update={"platform": platform}))
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"PodMonitor", "ServiceMonitor", "ConfigMap"}
+    assert [o["metadata"]["name"] for o in by_kind(objects, "ExternalSecret")] == [HF_TOKEN_SECRET]
+    assert validate_all(objects) == []
+
+
+# --- model prefetch Job (called by the Inference charts) ---------------------------------
+
+
+def prefetch_job(**overrides) -> dict:
+    chart = cdk8s.Chart(cdk8s.App(), "prefetch")
+    args = {"graph_name": "r1-8b", "model_id": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+            "image": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1", **overrides}
+    model_prefetch_job(chart, **args)
+    (job,) = chart.to_json()
+    return job
+
+
+def test_prefetch_job_is_bounded_and_uses_the_token_and_cache():
+    job = prefetch_job(backoff_limit=2, timeout_minutes=30)
+    assert validate_all([job]) == []
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 1800
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": HF_TOKEN_SECRET}}]
+    assert pod["volumes"] == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}}]
+    assert job["metadata"]["namespace"] == INFERENCE_NAMESPACE
+
+
+def test_prefetch_job_names_stay_valid_for_long_graph_names():
+    name = job_name("g" * 60)
+    assert len(name) <= 63 and name != job_name("g" * 59)
+
+
+def test_prefetch_rejects_a_non_hugging_face_model_id():
+    with pytest.raises(ValueError, match="not a Hugging Face repository id"):
+        prefetch_job(model_id="deepseek; rm -rf /")
+
+
+def _run_script(tmp_path: Path, marker_exists: bool) -> subprocess.CompletedProcess:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    # python3 stand-in: records that a download was attempted.
+    (fake_bin / "python3").write_text(f"#!/bin/sh\ncat >/dev/null\necho called > {tmp_path}/downloaded\n")
+    (fake_bin / "python3").chmod(0o755)
+    marker = tmp_path / "cache" / marker_path("org/model").lstrip("/")
+    if marker_exists:
+        marker.parent.mkdir(parents=True)
+        marker.write_text("done")
+    env = {"PATH": f"{fake_bin}:{os.environ['PATH']}", "MODEL_ID": "org/model", "MARKER": str(marker)}
+    return subprocess.run([shutil.which("sh"), "-c", SCRIPT], env=env, capture_output=True, text=True)
+
+
+def test_prefetch_script_skips_a_complete_model(tmp_path):
+    result = _run_script(tmp_path, marker_exists=True)
+    assert result.returncode == 0 and "already complete" in result.stdout
+    assert not (tmp_path / "downloaded").exists()
+
+
+def test_prefetch_script_downloads_then_marks_complete(tmp_path):
+    result = _run_script(tmp_path, marker_exists=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "downloaded").exists()
+    assert (tmp_path / "cache" / marker_path("org/model").lstrip("/")).exists()
