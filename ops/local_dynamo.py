@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,8 @@ DYNAMO_NAMESPACE = "dynamo"
 STOP_GRACE_SECONDS = 5.0
 
 Role = Literal["agg", "prefill", "decode"]
+# Dynamo colors its logs whatever the terminal; failure reports quote them without codes.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class LocalDynamoError(Exception):
@@ -178,7 +181,7 @@ class LocalDynamo:
         if self.isolate:
             command = ["unshare", "--net", "--", "sh", "-c", f"ip link set lo up && {script}"]
         self._leader = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir,
             process_group=0, preexec_fn=_die_with_parent,
         )
         line = self._leader.stdout.readline().strip()
@@ -189,12 +192,14 @@ class LocalDynamo:
     def _environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("DYN_")}
         env.pop("VIRTUAL_ENV", None)
+        tmp = self.workdir / "tmp"
+        tmp.mkdir(exist_ok=True)
         env.update(
+            # Dynamo leaves temporary logging configs behind; keep them in the work folder.
+            TMPDIR=str(tmp),
             DYN_FILE_KV=str(self.workdir / "discovery"),
             DYN_NAMESPACE=DYNAMO_NAMESPACE,
-            DYN_LOG=env.get("DYN_LOG_LEVEL_FOR_REHEARSAL", "info"),
-            # No color codes in the logs users read on failure.
-            NO_COLOR="1",
+            DYN_LOG="info",
             PYTHONUNBUFFERED="1",
             HF_HUB_OFFLINE="1",
         )
@@ -223,7 +228,7 @@ class LocalDynamo:
     @staticmethod
     def log_tail(path: Path, lines: int = 15) -> str:
         text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(_ANSI.sub("", line) for line in text.splitlines()[-lines:])
 
     def stop(self) -> None:
         """Stop the whole process group: SIGTERM, then SIGKILL after a grace period."""

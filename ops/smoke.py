@@ -395,7 +395,11 @@ def _forwarded_port(process: subprocess.Popen, service: str, namespace: str) -> 
             if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 break
             line = process.stdout.readline()
-            if not line:  # kubectl exited
+            if not line:  # kubectl closed its output: it is exiting
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
                 break
             match = _FORWARDING.search(line)
             if match:
