@@ -7,8 +7,6 @@ that would pin the repositories), and both are created and destroyed together.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_codebuild as codebuild
@@ -20,26 +18,16 @@ from constructs import Construct
 
 from config import versions
 from config.images import ImageBuildConfig
+from image_build.contract import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
 from stacks.nag_acknowledgements import acknowledge
 from stacks.names import BUILD_FRAMEWORKS, image_build_project_name
 from stacks.retention import log_retention
-
-BUILDSPEC = Path(__file__).resolve().parents[1] / "image_build" / "buildspec.yml"
 
 _COMPUTE = {
     "large": codebuild.ComputeType.LARGE,
     "xlarge": codebuild.ComputeType.X_LARGE,
     "2xlarge": codebuild.ComputeType.X2_LARGE,
 }
-
-# Stack output keys the client (`python -m image_build`) reads.
-OUTPUT_PROJECT = "ImageBuildProjectName"
-OUTPUT_LOG_GROUP = "ImageBuildLogGroupName"
-
-
-def framework_env_key(framework: str) -> str:
-    return framework.upper()
-
 
 class ImageBuild(Construct):
     def __init__(

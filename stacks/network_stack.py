@@ -24,6 +24,7 @@ class NetworkStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self._zones = list(network.availability_zones)
 
         self.vpc = ec2.Vpc(
             self,
@@ -69,3 +70,9 @@ class NetworkStack(Stack):
         for subnet in self.vpc.private_subnets:
             Tags.of(subnet).add("kubernetes.io/role/internal-elb", "1")
             Tags.of(subnet).add(discovery_tag_key(), cluster_name)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        # The zones come from config. Without this, a stack with a concrete account (pipeline
+        # stages, production configs) asks AWS for its zones at synth: no longer offline.
+        return self._zones

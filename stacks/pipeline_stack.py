@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aws_cdk import Environment, Stack, Stage
 from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
@@ -66,6 +67,7 @@ class PipelineStack(Stack):
             self,
             "Pipeline",
             pipeline_name=construct_id,
+            pipeline_type=codepipeline.PipelineType.V2,
             synth=synth,
             # Target accounts decrypt artifacts with the pipeline's KMS key.
             cross_account_keys=True,

@@ -1,0 +1,151 @@
+"""`python -m image_build start|follow`: run the Dynamo image build from a terminal.
+
+Mistakes and failures end as one `error:` line: no credentials, stack not deployed, unknown
+framework, build failed (with its phase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from stacks.names import BUILD_FRAMEWORKS, stack_id
+
+DEFAULT_CONFIG = "config/default.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m image_build", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    start = sub.add_parser("start", help="start a build of one framework's runtime image")
+    # Checked by us, not argparse `choices`, so a typo is one clear line.
+    start.add_argument("--framework", required=True, help="vllm | sglang | trtllm")
+    start.add_argument("--efa", action="store_true", help="build the EFA variant (tag <version>-efa)")
+    start.add_argument("--wait", action="store_true", help="follow phases and logs until it ends")
+    follow = sub.add_parser("follow", help="follow a running build's phases and logs")
+    follow.add_argument("build_id", help="CodeBuild build id (printed by start)")
+    for command in (start, follow):
+        command.add_argument("--config", default=DEFAULT_CONFIG, help="deployment config (YAML)")
+        command.add_argument(
+            "--environment", help="with a pipeline config: which environment's project to use"
+        )
+        command.add_argument("--poll-seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+    return parser
+
+
+class UsageError(Exception):
+    pass
+
+
+def main(argv: list[str], session_factory: Any = None, out=None) -> int:
+    from config import ConfigError
+
+    from image_build.client import BuildError
+
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args, session_factory, out)
+    except ConfigError as err:
+        err.report()
+        return 2
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted (the build keeps running; `follow` it again)", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, session_factory: Any, out) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    from image_build import client
+
+    if args.command == "start" and args.framework not in BUILD_FRAMEWORKS:
+        raise UsageError(
+            f"unknown framework '{args.framework}'; use one of {', '.join(BUILD_FRAMEWORKS)}"
+        )
+    cfg = _environment_config(args.config, args.environment)
+    if session_factory is None:
+        import boto3
+
+        session_factory = boto3.Session
+    session = session_factory(region_name=cfg.region)
+    if session.get_credentials() is None:
+        raise client.BuildError(
+            "no AWS credentials found; log in (e.g. `aws sso login --profile X` and "
+            "AWS_PROFILE=X) for the account of the registry stack"
+        )
+    stack_name = stack_id(cfg.environment, "registry")
+    try:
+        project = client.find_project(session.client("cloudformation"), stack_name, cfg.region)
+        codebuild = session.client("codebuild")
+        if args.command == "start":
+            build = client.start_build(codebuild, project, framework=args.framework, efa=args.efa)
+            uri = client.expected_image_uri(build, framework=args.framework, efa=args.efa)
+            print(f"started {build['id']} -> {uri}", file=out)
+            if not args.wait:
+                print(f"follow it: python -m image_build follow {build['id']} --config {args.config}", file=out)
+                return 0
+            build_id = build["id"]
+        else:
+            build_id = args.build_id
+        final = client.follow(
+            codebuild,
+            session.client("logs"),
+            build_id,
+            log_group=project.log_group,
+            out=out,
+            poll_seconds=args.poll_seconds,
+        )
+    except NoCredentialsError:
+        raise client.BuildError(
+            "no AWS credentials found; log in (e.g. `aws sso login`) and retry"
+        ) from None
+    except ClientError as err:
+        error = err.response["Error"]
+        raise client.BuildError(
+            f"AWS {err.operation_name} failed: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as err:
+        raise client.BuildError(f"AWS request failed: {err}") from None
+    if final.get("buildStatus") != "SUCCEEDED":
+        raise client.BuildError(client.failure_line(final))
+    framework = _framework_of(final)
+    efa = _variable(final, "EFA") == "true"
+    print(f"image: {client.expected_image_uri(final, framework=framework, efa=efa)}", file=out)
+    return 0
+
+
+def _variable(build: dict, name: str) -> str | None:
+    for variable in build.get("environment", {}).get("environmentVariables", []):
+        if variable["name"] == name:
+            return variable["value"]
+    return None
+
+
+def _framework_of(build: dict) -> str:
+    return _variable(build, "FRAMEWORK") or "vllm"
+
+
+def _environment_config(path: str, environment: str | None):
+    from config import load_config
+
+    cfg = load_config(path)
+    if cfg.pipeline is None:
+        if environment not in (None, cfg.environment):
+            raise UsageError(f"{path} describes environment '{cfg.environment}', not '{environment}'")
+        return cfg
+    from config.pipeline import environment_configs
+
+    configs = {env.environment: env for _, env in environment_configs(cfg, path)}
+    if environment not in configs:
+        raise UsageError(
+            f"{path} is a pipeline config; pass --environment with one of {', '.join(configs)}"
+        )
+    return configs[environment]

@@ -1,0 +1,152 @@
+"""Start a Dynamo image build in CodeBuild, follow its phases and logs, report the image.
+
+Every AWS call goes through clients handed in by the caller, so tests drive this module with
+botocore's Stubber and the CLI decides where credentials come from.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from botocore.exceptions import ClientError
+
+from config.images import image_tag
+from image_build.contract import OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
+
+_FAILED = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
+
+
+class BuildError(Exception):
+    """Something the user can act on, printed as one line."""
+
+
+@dataclass(frozen=True)
+class BuildProject:
+    name: str
+    log_group: str
+
+
+def find_project(cloudformation, stack_name: str, region: str) -> BuildProject:
+    """The build project recorded in the Registry stack's outputs."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as err:
+        if "does not exist" in err.response["Error"].get("Message", ""):
+            raise BuildError(
+                f"stack '{stack_name}' is not deployed in {region}; deploy it first with "
+                f"`cdk deploy {stack_name}` (same config as this command)"
+            ) from None
+        raise
+    stack = stacks[0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if OUTPUT_PROJECT not in outputs or OUTPUT_LOG_GROUP not in outputs:
+        raise BuildError(
+            f"stack '{stack_name}' ({stack['StackStatus']}) has no image build outputs; deploy "
+            f"this version of the app with `cdk deploy {stack_name}`"
+        )
+    return BuildProject(name=outputs[OUTPUT_PROJECT], log_group=outputs[OUTPUT_LOG_GROUP])
+
+
+def start_build(codebuild, project: BuildProject, *, framework: str, efa: bool) -> dict[str, Any]:
+    response = codebuild.start_build(
+        projectName=project.name,
+        environmentVariablesOverride=[
+            {"name": "FRAMEWORK", "value": framework, "type": "PLAINTEXT"},
+            {"name": "EFA", "value": "true" if efa else "false", "type": "PLAINTEXT"},
+        ],
+    )
+    return response["build"]
+
+
+def expected_image_uri(build: dict[str, Any], *, framework: str, efa: bool) -> str:
+    """The URI the build pushes: its exported IMAGE_URI, else repository variable + tag."""
+    for variable in build.get("exportedEnvironmentVariables", []) or []:
+        if variable["name"] == "IMAGE_URI" and variable.get("value"):
+            return variable["value"]
+    wanted = f"IMAGE_REPOSITORY_{framework_env_key(framework)}"
+    for variable in build.get("environment", {}).get("environmentVariables", []):
+        if variable["name"] == wanted:
+            return f"{variable['value']}:{image_tag(efa=efa)}"
+    raise BuildError(
+        f"build {build['id']} has no {wanted} variable; redeploy the registry stack so the "
+        "project knows this framework's repository"
+    )
+
+
+@dataclass
+class _LogCursor:
+    group: str
+    stream: str | None = None
+    token: str | None = None
+    printed: int = 0
+    seen_phases: set[tuple[str, str]] = field(default_factory=set)
+
+
+def follow(
+    codebuild,
+    logs,
+    build_id: str,
+    *,
+    log_group: str,
+    out: TextIO,
+    poll_seconds: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Print phase changes and new log lines until the build completes; return the build."""
+    cursor = _LogCursor(group=log_group)
+    while True:
+        build = codebuild.batch_get_builds(ids=[build_id])["builds"][0]
+        _print_phases(build, cursor, out)
+        stream = (build.get("logs") or {}).get("streamName")
+        if stream:
+            cursor.stream = stream
+            _print_new_log_lines(logs, cursor, out)
+        if build.get("buildComplete"):
+            return build
+        sleep(poll_seconds)
+
+
+def _print_phases(build: dict[str, Any], cursor: _LogCursor, out: TextIO) -> None:
+    for phase in build.get("phases", []):
+        status = phase.get("phaseStatus", "IN_PROGRESS")
+        key = (phase["phaseType"], status)
+        if key not in cursor.seen_phases:
+            cursor.seen_phases.add(key)
+            print(f"==> {phase['phaseType']}: {status}", file=out)
+
+
+def _print_new_log_lines(logs, cursor: _LogCursor, out: TextIO) -> None:
+    while True:
+        kwargs = {"logGroupName": cursor.group, "logStreamName": cursor.stream, "startFromHead": True}
+        if cursor.token:
+            kwargs["nextToken"] = cursor.token
+        try:
+            page = logs.get_log_events(**kwargs)
+        except ClientError as err:
+            # CodeBuild creates the stream a few seconds after the build starts.
+            if err.response["Error"]["Code"] == "ResourceNotFoundException":
+                return
+            raise
+        for event in page.get("events", []):
+            print(event["message"].rstrip("\n"), file=out)
+        token = page.get("nextForwardToken")
+        if not page.get("events") or token == cursor.token:
+            cursor.token = token or cursor.token
+            return
+        cursor.token = token
+
+
+def failure_line(build: dict[str, Any]) -> str:
+    """'build X failed in phase BUILD: <reason>' from the first phase that did not succeed."""
+    for phase in build.get("phases", []):
+        if phase.get("phaseStatus") in _FAILED:
+            reasons = [c.get("message", "") for c in phase.get("contexts", []) if c.get("message")]
+            reason = f": {reasons[0]}" if reasons else ""
+            return (
+                f"build {build['id']} {phase['phaseStatus'].lower().replace('_', ' ')} in phase "
+                f"{phase['phaseType']}{reason}"
+            )
+    return f"build {build['id']} ended {build.get('buildStatus', 'UNKNOWN')}"
