@@ -52,23 +52,41 @@ Budget = Annotated[str, AfterValidator(_budget)]
 class NodePoolConfig(StrictModel):
     """One Karpenter NodePool and its EC2NodeClass (same name)."""
 
-    name: DnsLabel
-    # Either whole families (any size Karpenter finds) or exact instance types.
-    instance_families: list[str] = Field(default_factory=list)
-    instance_types: list[str] = Field(default_factory=list)
-    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
-        default=["on-demand"], min_length=1
+    name: DnsLabel = Field(description="NodePool and EC2NodeClass name.")
+    instance_families: list[str] = Field(
+        default_factory=list,
+        description="Families, any size (e.g. [g6]); set this or instance_types.",
     )
-    # EFA interfaces on every network card; the pool is narrowed to EFA-capable sizes.
-    efa: bool = False
-    zones: list[str] = Field(default_factory=list)
-    # An existing EC2 placement group (a cluster placement group lives in one zone).
-    placement_group: str | None = None
-    # Empty GPU nodes go after this long; CPU nodes are also consolidated when underused.
-    consolidate_after: DurationOrNever = "10m"
-    disruption_budget: Budget = "10%"
-    expire_after: DurationOrNever = "720h"
-    termination_grace_period: Duration = "24h"
+    instance_types: list[str] = Field(
+        default_factory=list, description="Exact sizes (e.g. [g6e.12xlarge]); set this or instance_families."
+    )
+    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
+        default=["on-demand"], min_length=1, description="Purchase options Karpenter may use."
+    )
+    efa: bool = Field(
+        default=False,
+        description="EFA interfaces on every network card; narrows the pool to EFA sizes.",
+    )
+    zones: list[str] = Field(
+        default_factory=list, description="Restrict to these zones (empty: all cluster zones)."
+    )
+    placement_group: str | None = Field(
+        default=None,
+        description="Existing EC2 placement group name (cluster strategy: needs one zone).",
+    )
+    consolidate_after: DurationOrNever = Field(
+        default="10m",
+        description="Idle time before an empty node goes (CPU pools: also underused nodes).",
+    )
+    disruption_budget: Budget = Field(
+        default="10%", description="Nodes (count or %) Karpenter may disrupt at once."
+    )
+    expire_after: DurationOrNever = Field(
+        default="720h", description="Maximum node lifetime (Never to disable)."
+    )
+    termination_grace_period: Duration = Field(
+        default="24h", description="Longest drain before a node is forcibly terminated."
+    )
 
     @field_validator("instance_families")
     @classmethod
@@ -212,21 +230,37 @@ def _default_base_pools() -> list[NodePoolConfig]:
 
 
 class KarpenterConfig(StrictModel):
-    # Custom pools are preferred (weight 100) over the base pools (weight 50).
-    enable_custom_karpenter_nodepools: bool = False
-    # Bottlerocket instead of Amazon Linux 2023 on every Karpenter node.
-    use_bottlerocket: bool = False
-    # Limits per NodePool: vCPUs, GiB of memory and GPUs it may launch in total.
-    karpenter_cpu_limits: int = Field(default=1000, ge=1)
-    karpenter_memory_limits: int = Field(default=4000, ge=1)
-    karpenter_gpu_limits: int = Field(default=32, ge=1)
-    # null: install the NVIDIA device plugin unless the AMI ships it (Bottlerocket does).
-    install_nvidia_device_plugin: bool | None = None
-    cpu_root_volume_gib: int = Field(default=100, ge=40, le=16384)
+    enable_custom_karpenter_nodepools: bool = Field(
+        default=False,
+        description="Create custom_nodepools (weight 100, preferred over base pools at 50).",
+    )
+    use_bottlerocket: bool = Field(
+        default=False, description="Bottlerocket instead of Amazon Linux 2023 on Karpenter nodes."
+    )
+    karpenter_cpu_limits: int = Field(default=1000, ge=1, description="vCPUs each pool may run.")
+    karpenter_memory_limits: int = Field(
+        default=4000, ge=1, description="GiB of memory each pool may run."
+    )
+    karpenter_gpu_limits: int = Field(default=32, ge=1, description="GPUs each GPU pool may run.")
+    install_nvidia_device_plugin: bool | None = Field(
+        default=None,
+        description="null: install unless the AMI ships it (Bottlerocket does).",
+    )
+    cpu_root_volume_gib: int = Field(
+        default=100, ge=40, le=16384, description="Root volume of CPU nodes (GiB, gp3, encrypted)."
+    )
     # Dynamo runtime images are 15-25 GB compressed; leave room for two versions while pulling.
-    gpu_root_volume_gib: int = Field(default=300, ge=200, le=16384)
-    base_nodepools: list[NodePoolConfig] = Field(default_factory=_default_base_pools)
-    custom_nodepools: list[NodePoolConfig] = Field(default_factory=list)
+    gpu_root_volume_gib: int = Field(
+        default=300, ge=200, le=16384,
+        description="Root (Bottlerocket: data) volume of GPU nodes (GiB, at least 200).",
+    )
+    base_nodepools: list[NodePoolConfig] = Field(
+        default_factory=_default_base_pools,
+        description="Always-present pools (weight 50): cpu, gpu-g6, gpu-g6e, gpu-p5.",
+    )
+    custom_nodepools: list[NodePoolConfig] = Field(
+        default_factory=list, description="Extra pools (weight 100); needs the switch above."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> KarpenterConfig:

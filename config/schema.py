@@ -32,7 +32,9 @@ class DeploymentConfig(StrictModel):
     network: NetworkConfig
     cluster: ClusterConfig
     registry: RegistryConfig = RegistryConfig()
-    karpenter: KarpenterConfig = KarpenterConfig()
+    karpenter: KarpenterConfig = Field(
+        KarpenterConfig(), description="Karpenter node pools, limits and node OS."
+    )
     platform: PlatformConfig = Field(
         PlatformConfig(), description="Dynamo platform, model cache, secrets and monitoring."
     )
