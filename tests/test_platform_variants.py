@@ -39,3 +39,15 @@ def test_multinode_graph_installs_grove_and_kai():
     assert values["global"]["grove"] == {"install": True}
     assert values["global"]["kai-scheduler"] == {"install": True}
     assert values["kai-scheduler"]["scheduler"]["args"]["default-staleness-grace-period"] == "-1s"
+
+
+def test_retained_environment_keeps_the_model_cache():
+    production = REPO / "config" / "examples" / "production.yaml"
+    template = synth(production).template("platform")
+    (file_system,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EFS::FileSystem"]
+    assert file_system["DeletionPolicy"] == "Retain"
+    (volume,) = [
+        r for r in template["Resources"].values()
+        if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource" and "StorageClass" in str(r["Properties"]["Manifest"])
+    ]
+    assert '"reclaimPolicy":"Retain"' in str(volume["Properties"]["Manifest"])
