@@ -22,7 +22,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help setup synth validate test lint manifests plan bench imports docs clean dynamo-venv rehearse
+.PHONY: help setup synth validate test lint manifests plan bench imports docs clean dynamo-venv rehearse preflight smoke
 
 help:
 	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth into cdk.out/"
@@ -30,6 +30,8 @@ help:
 	@echo "make validate [CONFIG=path]   only validate a config file"
 	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
 	@echo "make lint                     cfn-lint on the synthesized templates of every config"
+	@echo "make preflight [CONFIG=path] check the AWS account: credentials, bootstrap, GPU quotas, offerings, HF token"
+	@echo "make smoke GRAPH=name | URL=url  smoke-test a deployed graph (kubectl port-forward) or any frontend"
 	@echo "make rehearse [CONFIG=path] [GRAPH=name]  run a graph's topology on real Dynamo + mocker locally, then smoke it"
 	@echo "make bench                    synth timings against an empty CDK app"
 
@@ -75,6 +77,14 @@ $(DYNAMO_VENV)/.stamp: requirements-dynamo.txt
 	@touch $@
 
 dynamo-venv: $(DYNAMO_VENV)/.stamp
+
+preflight: $(VENV)/.stamp
+	@$(PY) -m ops preflight --config $(CONFIG)
+
+# make smoke GRAPH=name (kubectl port-forward to its frontend) or make smoke URL=http://...
+smoke: $(VENV)/.stamp
+	$(if $(or $(URL),$(GRAPH)),,$(error set GRAPH=<graph name> or URL=<frontend url>))
+	@$(PY) -m ops smoke $(if $(URL),--url $(URL),--config $(CONFIG) --graph $(GRAPH) --port-forward)
 
 rehearse: $(VENV)/.stamp $(DYNAMO_VENV)/.stamp
 	@$(PY) -m ops rehearse --config $(CONFIG) $(if $(GRAPH),--graph $(GRAPH))

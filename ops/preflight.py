@@ -279,7 +279,8 @@ def check_offerings(cfg, clients: Clients, lines: list[Line]) -> None:
                                              f"{', '.join(missing)} (Karpenter skips them)",
                               "drop them from the pool or add zones that offer them"))
         else:
-            lines.append(Line("PASS", check, f"{len(types)} types offered in {', '.join(zones)}"))
+            plural = "s" if len(types) != 1 else ""
+            lines.append(Line("PASS", check, f"{len(types)} type{plural} offered in {', '.join(zones)}"))
     for graph in cfg.graphs:
         for role in graph.worker_roles():
             if role.instance_type and graph.uses_gpus:
