@@ -110,7 +110,8 @@ def test_interrupted_rehearsal_stops_every_process(config_path, tmp_path, sig, c
     assert process.returncode == code, "".join(seen) + rest
     assert "stopped all Dynamo processes" in rest
     assert processes_under(work) == []
-    assert not [cmd for cmd in _all_cmdlines() if "smoke" in cmd and marker in cmd]
+    assert not [cmd for cmd in _all_cmdlines()
+                if "-m ops smoke " in cmd and f"--requests {marker}" in cmd]
 
 
 def test_dead_worker_is_reported_with_its_log_and_the_group_is_stopped(tmp_path):

@@ -7,6 +7,7 @@ the real CLI, inside the processes' private network namespace when running as ro
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -82,9 +83,15 @@ def test_topology_shape_matches_the_graph(running):
     }[running.graph.name]
     assert (running.graph.router_mode, running.graph.workers) == expected
     running.check_alive()
-    # Only a frontend in KV router mode subscribes to the workers' KV events.
-    frontend_log = (running.workdir / "logs" / "frontend.log").read_text(errors="replace")
-    assert ("KV event ingress" in frontend_log) == (expected[0] == "kv")
+    # Only a frontend in KV router mode subscribes to the workers' KV events (it logs so once
+    # it has discovered a worker's publisher, which may come after the model is listed).
+    assert smoke(running, "--model", SERVED_MODEL, "--wait", "90").returncode == 0
+    log = running.workdir / "logs" / "frontend.log"
+    deadline = time.monotonic() + 30
+    while "KV event ingress" not in log.read_text(errors="replace") and expected[0] == "kv":
+        assert time.monotonic() < deadline, "KV router never subscribed to KV events"
+        time.sleep(0.2)
+    assert ("KV event ingress" in log.read_text(errors="replace")) == (expected[0] == "kv")
 
 
 def test_smoke_reports_unreachable_frontend(running):
