@@ -21,26 +21,29 @@ from config.registry import RegistryConfig
 
 
 class DeploymentConfig(StrictModel):
-    environment: DnsLabel
-    # null: the account of the credentials `cdk deploy` runs with.
-    account: str | None = None
-    region: str
-    # What happens to data-bearing resources (ECR images, model cache, KMS key, logs) on
-    # `cdk destroy`: destroy for dev, retain for prod.
-    removal_policy: Literal["destroy", "retain"] = "destroy"
-    tags: dict[str, str] = Field(default_factory=dict)
-    network: NetworkConfig
-    cluster: ClusterConfig
-    registry: RegistryConfig = RegistryConfig()
+    environment: DnsLabel = Field(description="Environment name (dev, prod, ...); prefixes stack names.")
+    account: str | None = Field(
+        None, description="12-digit AWS account; null = the account of the deploying credentials."
+    )
+    region: str = Field(description="AWS region, e.g. us-west-2.")
+    removal_policy: Literal["destroy", "retain"] = Field(
+        "destroy",
+        description="On `cdk destroy`, data (images, model cache, keys, logs) is destroyed (dev) "
+        "or retained (prod).",
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags on every resource.")
+    network: NetworkConfig = Field(description="VPC layout.")
+    cluster: ClusterConfig = Field(description="EKS cluster.")
+    registry: RegistryConfig = Field(RegistryConfig(), description="ECR repositories.")
     karpenter: KarpenterConfig = Field(
         KarpenterConfig(), description="Karpenter node pools, limits and node OS."
-    )
-    platform: PlatformConfig = Field(
-        PlatformConfig(), description="Dynamo platform, model cache, secrets and monitoring."
     )
     graphs: list[GraphConfig] = Field(
         default_factory=list,
         description="Inference graphs (one DynamoGraphDeployment each); see docs/readme/graphs.md.",
+    )
+    platform: PlatformConfig = Field(
+        PlatformConfig(), description="Dynamo platform, model cache, secrets and monitoring."
     )
     images: ImagesConfig = Field(
         ImagesConfig(), description="Where graph images come from (ngc | ecr) and the image build."

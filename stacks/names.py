@@ -50,6 +50,8 @@ HF_TOKEN_SECRET = "hf-token-secret"
 HF_TOKEN_KEY = "HF_TOKEN"
 MODEL_CACHE_PVC = "model-cache"
 GPU_TAINT_KEY = "nvidia.com/gpu"
+# Port of the Service the Dynamo operator creates for a graph's frontend (OpenAI API).
+FRONTEND_SERVICE_PORT = 8000
 
 # Platform stack: Helm releases, services and secrets that charts and stacks both name.
 DYNAMO_PLATFORM_RELEASE = "dynamo-platform"
@@ -79,9 +81,6 @@ def prometheus_url() -> str:
     return (
         f"http://{PROMETHEUS_SERVICE}.{MONITORING_NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
     )
-
-# Port of the Service the Dynamo operator creates for a graph's frontend (OpenAI API).
-FRONTEND_SERVICE_PORT = 8000
 
 
 def karpenter_node_role_name(cluster_name: str) -> str:
