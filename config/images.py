@@ -20,17 +20,27 @@ if TYPE_CHECKING:
 class ImageBuildConfig(StrictModel):
     # Upstream builds Rust wheels, UCX and NIXL from source and pulls multi-GB base images,
     # so nothing smaller than large is offered. large: 8 vCPU / 15 GB / 128 GB disk; 2xlarge: 72 vCPU / 145 GB / 824 GB (faster, dearer).
-    compute: Literal["large", "xlarge", "2xlarge"] = "large"
+    compute: Literal["large", "xlarge", "2xlarge"] = Field(
+        "large", description="CodeBuild compute size for image builds (large = 8 vCPU, 15 GB)."
+    )
     # CodeBuild stops a build after this long (its own maximum is 8 hours).
-    timeout_minutes: int = Field(default=240, ge=30, le=480)
-    log_retention_days: int = Field(default=30, ge=1, le=3653)
+    timeout_minutes: int = Field(
+        default=240, ge=30, le=480, description="CodeBuild stops a build after this long."
+    )
+    log_retention_days: int = Field(
+        default=30, ge=1, le=3653, description="Days to keep image build logs."
+    )
 
 
 class ImagesConfig(StrictModel):
     # ngc: NVIDIA's published images; ecr: the images `python -m image_build start` pushed
     # to this environment's repositories (same names, same tags).
-    source: Literal["ngc", "ecr"] = "ngc"
-    build: ImageBuildConfig = ImageBuildConfig()
+    source: Literal["ngc", "ecr"] = Field(
+        "ngc", description="ngc: NVIDIA's images; ecr: images built into this environment's ECR."
+    )
+    build: ImageBuildConfig = Field(
+        ImageBuildConfig(), description="CodeBuild project that builds Dynamo runtime images."
+    )
 
 
 # Images our CodeBuild project produces; the others always come from NGC (see image_uri).

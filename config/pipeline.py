@@ -40,12 +40,16 @@ def _account(value: object) -> str:
 class PipelineEnvironment(StrictModel):
     # Deep-merged over this file's top-level settings; must at least set `environment`
     # and `account` (and usually cluster.name, removal_policy, sizes).
-    overrides: dict[str, Any]
+    overrides: dict[str, Any] = Field(
+        description="Settings merged over the file's top level; must set environment and account."
+    )
     # A person approves in CodePipeline before this environment is deployed.
-    approval: bool = False
+    approval: bool = Field(False, description="Require a manual approval before this environment.")
     # Shell commands run in the tooling account after this environment deployed (a CodeBuild
     # step with the source checked out); e.g. a check that calls the new endpoint.
-    post_deploy: list[str] = Field(default_factory=list)
+    post_deploy: list[str] = Field(
+        default_factory=list, description="Shell commands run after this environment deployed."
+    )
 
     @field_validator("overrides")
     @classmethod
@@ -63,13 +67,15 @@ class PipelineEnvironment(StrictModel):
 
 class PipelineConfig(StrictModel):
     # The tooling account and region that host the pipeline itself.
-    account: str
-    region: str
+    account: str = Field(description="Tooling account (12 digits) that hosts the pipeline.")
+    region: str = Field(description="Region of the pipeline.")
     # CodeConnections connection (created and authorized once in the console).
-    connection_arn: str
-    repository: str
-    branch: str = "main"
-    environments: list[PipelineEnvironment] = Field(min_length=1)
+    connection_arn: str = Field(description="CodeConnections connection ARN for the repository.")
+    repository: str = Field(description="Source repository as owner/name.")
+    branch: str = Field("main", description="Branch whose commits run the pipeline.")
+    environments: list[PipelineEnvironment] = Field(
+        min_length=1, description="Environments in promotion order."
+    )
 
     @field_validator("account", mode="before")
     @classmethod

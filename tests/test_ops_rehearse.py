@@ -92,7 +92,9 @@ def test_rehearse_prints_a_passing_smoke_report_and_cleans_up(config_path, tmp_p
 def test_interrupted_rehearsal_stops_every_process(config_path, tmp_path, sig, code):
     work = tmp_path / "work"
     work.mkdir()
-    marker = "9973"  # latency requests: long enough that the signal lands mid-smoke
+    # Many latency requests: long enough that the signal lands mid-smoke; unique per case so
+    # a parallel case's smoke process is never mistaken for a leftover of this one.
+    marker = str(9000 + int(sig))
     process = subprocess.Popen(
         [sys.executable, "-m", "ops", "rehearse", "--config", str(config_path),
          "--graph", "smoke-agg-router", "--requests", marker],
@@ -110,8 +112,9 @@ def test_interrupted_rehearsal_stops_every_process(config_path, tmp_path, sig, c
     assert process.returncode == code, "".join(seen) + rest
     assert "stopped all Dynamo processes" in rest
     assert processes_under(work) == []
-    assert not [cmd for cmd in _all_cmdlines()
-                if "-m ops smoke " in cmd and f"--requests {marker}" in cmd]
+    # The smoke child gets the signal from its group; give the kernel a moment to reap it.
+    _wait_until(lambda: not [cmd for cmd in _all_cmdlines()
+                             if "-m ops smoke " in cmd and f"--requests {marker}" in cmd])
 
 
 def test_dead_worker_is_reported_with_its_log_and_the_group_is_stopped(tmp_path):
