@@ -57,8 +57,15 @@ def add_pipeline(app: cdk.App, cfg, config_path: str) -> None:
         cdk.Tags.of(stack).add(key, value)
 
 
+def new_app(**kwargs) -> cdk.App:
+    # aws-cdk-lib's built-in CloudFormation validation repeats what `make test` does with
+    # cfn-lint (the same rules, without our justified ignores) and costs ~2 s per synth,
+    # mostly hashing every asset in cdk.out; the gate stays in the test suite.
+    return cdk.App(builtin_cloud_formation_validation=False, **kwargs)
+
+
 def main() -> int:
-    app = cdk.App()
+    app = new_app()
     config_path = app.node.try_get_context("config") or DEFAULT_CONFIG
     try:
         build_app(app, config_path)

@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.scale_configs import scale_config
+
 REPO = Path(__file__).resolve().parents[1]
 CDK = REPO / "node_modules" / ".bin" / "cdk"
 TEMPLATE_LIMIT_BYTES = 1_000_000  # CloudFormation template body (via S3)
@@ -54,21 +56,43 @@ def synth_once(case: Case) -> None:
         }
 
 
-def cases(extra_configs: list[Path]) -> list[Case]:
+SCALE_GRAPHS = (1, 10, 50)
+
+
+def cases(extra_configs: list[Path], scale_dir: Path) -> list[Case]:
     found = [
         Case("empty CDK app (floor)", REPO / "bench" / "empty_app"),
         Case("default config", REPO, {"config": str(REPO / "config" / "default.yaml")}),
     ]
+    for graphs in SCALE_GRAPHS:
+        path = scale_config(graphs, scale_dir)
+        found.append(Case(f"{graphs} graph{'s' if graphs > 1 else ''}", REPO, {"config": str(path)}))
     for path in extra_configs:
         found.append(Case(path.stem, REPO, {"config": str(path)}))
     return found
 
 
+def precompile() -> None:
+    """Bytecode for the app's own modules, as `make synth` leaves it, so no case pays for
+    compiling them (PYTHONDONTWRITEBYTECODE would otherwise make every run recompile)."""
+    subprocess.run(
+        [sys.executable, "-O", "-m", "compileall", "-q", "app.py", "config", "stacks",
+         "k8s_charts", "image_build"],
+        cwd=REPO, check=True, capture_output=True,
+    )
+
+
 def report(all_cases: list[Case]) -> str:
     floor = statistics.median(all_cases[0].seconds)
+    by_name = {case.name: statistics.median(case.seconds) for case in all_cases}
     lines = [
         f"Runs per case: {len(all_cases[0].seconds)} (median), Node {_node_version()}, "
         f"{os.cpu_count()} cores.",
+        "",
+        f"- default synth / empty-app floor: **{by_name['default config'] / floor:.2f}x** "
+        "(target <= 1.3x)",
+        f"- 50 graphs / 1 graph: **{by_name['50 graphs'] / by_name['1 graph']:.2f}x** "
+        "(target <= 2x)",
         "",
         "| case | median synth (s) | x floor | largest template (KB, % of 1 MB) | most resources (% of 500) |",
         "|---|---|---|---|---|",
@@ -102,11 +126,13 @@ def main(argv: list[str]) -> int:
     if args.runs < 1:
         print("error: --runs must be at least 1", file=sys.stderr)
         return 2
-    all_cases = cases(args.config)
-    for round_number in range(args.runs):
-        for case in all_cases:
-            synth_once(case)
-        print(f"round {round_number + 1}/{args.runs} done", file=sys.stderr)
+    precompile()
+    with tempfile.TemporaryDirectory(prefix="bench-configs-") as scale_dir:
+        all_cases = cases(args.config, Path(scale_dir))
+        for round_number in range(args.runs):
+            for case in all_cases:
+                synth_once(case)
+            print(f"round {round_number + 1}/{args.runs} done", file=sys.stderr)
     text = report(all_cases)
     print(text)
     args.out.write_text("# `make bench` results\n\n" + text + "\n", encoding="utf-8")

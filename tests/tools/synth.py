@@ -37,13 +37,13 @@ class Synthesized:
 
 @functools.lru_cache(maxsize=None)
 def synth(config_path: str | Path) -> Synthesized:
-    from app import build_app
+    from app import build_app, new_app
 
     path = Path(config_path)
     if not path.is_absolute():
         path = REPO / path
     outdir = Path(tempfile.mkdtemp(prefix="synth-"))
-    app = cdk.App(outdir=str(outdir), context={"config": str(path)})
+    app = new_app(outdir=str(outdir), context={"config": str(path)})
     build_app(app, str(path))
     assembly = app.synth()
     templates: dict[str, dict] = {}
