@@ -43,12 +43,12 @@ date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER"
 """
 
 
-def job_name(graph_name: str) -> str:
-    name = f"model-prefetch-{graph_name}"
-    if len(name) <= 63:
-        return name
-    digest = hashlib.sha256(graph_name.encode()).hexdigest()[:8]
-    return f"{name[:54]}-{digest}"
+def job_name(graph_name: str, fingerprint: str) -> str:
+    """Job names carry a digest of what the Job does: a Job's pod template is immutable, so
+    a new model, image or limit must become a new Job (the manifest's prune label removes
+    the old one) rather than a failed `kubectl apply`."""
+    digest = hashlib.sha256(f"{graph_name}\0{fingerprint}".encode()).hexdigest()[:8]
+    return f"model-prefetch-{graph_name}"[:54] + f"-{digest}"
 
 
 def marker_path(model_id: str) -> str:
@@ -71,7 +71,7 @@ def model_prefetch_job(
             f"model id '{model_id}' is not a Hugging Face repository id; use owner/name, "
             "e.g. Qwen/Qwen3-0.6B"
         )
-    name = job_name(graph_name)
+    name = job_name(graph_name, f"{model_id}\0{image}\0{backoff_limit}\0{timeout_minutes}")
     labels = {
         "app.kubernetes.io/name": "model-prefetch",
         "app.kubernetes.io/part-of": "dynamo-eks",

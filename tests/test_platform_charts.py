@@ -173,8 +173,14 @@ def test_prefetch_job_is_bounded_and_uses_the_token_and_cache():
 
 
 def test_prefetch_job_names_stay_valid_for_long_graph_names():
-    name = job_name("g" * 60)
-    assert len(name) <= 63 and name != job_name("g" * 59)
+    name = job_name("g" * 60, "model")
+    assert len(name) <= 63 and name != job_name("g" * 59, "model")
+
+
+def test_prefetch_job_name_changes_with_what_the_job_does():
+    """Jobs are immutable: a changed model or image must be a new Job, not a failed apply."""
+    assert job_name("g", "model-a\0image") != job_name("g", "model-b\0image")
+    assert job_name("g", "model-a\0image") == job_name("g", "model-a\0image")
 
 
 def test_prefetch_rejects_a_non_hugging_face_model_id():
