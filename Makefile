@@ -44,7 +44,11 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	  ln -sf "$$nodedir/bin/node" $(VENV)/bin/node; \
 	  ln -sf "$$nodedir/lib/node_modules/npm/bin/npm-cli.js" $(VENV)/bin/npm; \
 	  ln -sf "$$nodedir/lib/node_modules/npm/bin/npx-cli.js" $(VENV)/bin/npx
-	@# Optimized bytecode for the -O synth, written once even where PYTHONDONTWRITEBYTECODE is set.
+	@touch $@
+
+# Optimized bytecode for the `python3 -O` synth, written once even where
+# PYTHONDONTWRITEBYTECODE is set (without it every synth recompiles aws-cdk-lib's bindings).
+$(VENV)/.stamp-optimized: $(VENV)/.stamp
 	@$(PY) -O -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	@touch $@
 
@@ -52,7 +56,7 @@ node_modules/.stamp: package.json package-lock.json $(VENV)/.stamp
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(VENV)/.stamp node_modules/.stamp
+setup: $(VENV)/.stamp $(VENV)/.stamp-optimized node_modules/.stamp
 
 validate: $(VENV)/.stamp
 	@$(PY) -m ops validate --config $(CONFIG)
