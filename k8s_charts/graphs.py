@@ -38,7 +38,9 @@ from stacks.names import (
 
 HF_HOME = f"{MODEL_CACHE_MOUNT_PATH}/huggingface"  # same as the prefetch Job's
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
-GRAPH_LABEL = "nvidia.com/dynamo-graph-deployment-name"  # set by the operator on every pod
+# On prefill/decode pods only (our own label, not the operator's): the zone affinity must
+# not follow the frontend, which runs on CPU nodes in whatever zone had room.
+KV_PEER_LABEL = "dynamo-eks/kv-peers"
 KV_EVENTS_PORT = 20080
 SGLANG_BOOTSTRAP_PORT = 12345
 PLANNER_METRICS_PORT = 9085
@@ -377,9 +379,11 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
     if graph.disaggregated and graph.uses_gpus:
         # Prefill and decode exchange KV caches (GBs): one zone keeps that traffic off
         # cross-zone links (latency, and $ per GB transferred). EFA only works within one.
+        # The first worker matches its own selector, so it may land in any zone; the rest
+        # follow it.
         affinity = k8s.Affinity(pod_affinity=k8s.PodAffinity(
             required_during_scheduling_ignored_during_execution=[k8s.PodAffinityTerm(
-                label_selector=k8s.LabelSelector(match_labels={GRAPH_LABEL: graph.name}),
+                label_selector=k8s.LabelSelector(match_labels={KV_PEER_LABEL: graph.name}),
                 topology_key="topology.kubernetes.io/zone",
             )]
         ))
@@ -396,7 +400,12 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
         name=role.name,
         type=role.name,  # worker | prefill | decode
         replicas=config.replicas,
-        pod_template=k8s.PodTemplateSpec(metadata=k8s.ObjectMeta(labels=_pod_labels(graph)), spec=spec),
+        pod_template=k8s.PodTemplateSpec(
+            metadata=k8s.ObjectMeta(
+                labels={**_pod_labels(graph), **({KV_PEER_LABEL: graph.name} if affinity else {})}
+            ),
+            spec=spec,
+        ),
         multinode=Multinode(node_count=config.nodes) if config.nodes > 1 else None,
         compilation_cache=(
             CompilationCache(pvc_name=graph.compilation_cache_pvc) if graph.compilation_cache_pvc else None

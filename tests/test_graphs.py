@@ -384,3 +384,15 @@ def plausible_graph(draw) -> dict:
 @given(plausible_graph())
 def test_plausible_graphs_render_valid_crs_or_fail_in_one_line(generated):
     test_generated_graphs_render_valid_crs_or_fail_in_one_line.hypothesis.inner_test(generated)
+
+
+def test_disaggregated_workers_share_a_zone_without_following_the_frontend():
+    (dgd,) = dgds(DEFAULT_CONFIG)
+    peers = {graph_charts.KV_PEER_LABEL: dgd["metadata"]["name"]}
+    for name in ("prefill", "decode"):
+        template = component(dgd, name)["podTemplate"]
+        assert peers.items() <= template["metadata"]["labels"].items()
+        (term,) = template["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term == {"labelSelector": {"matchLabels": peers}, "topologyKey": "topology.kubernetes.io/zone"}
+    frontend = component(dgd, "frontend")["podTemplate"]
+    assert graph_charts.KV_PEER_LABEL not in frontend["metadata"]["labels"]
