@@ -20,10 +20,11 @@ Status = Literal["PASS", "WARN", "FAIL"]
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 # aws-cdk-lib 2.x templates carry a rule that fails deployment below bootstrap version 6.
 MIN_BOOTSTRAP_VERSION = 6
-# EC2 On-Demand vCPU quotas (Service Quotas, service code ec2) by instance-family prefix.
+# EC2 vCPU quotas (Service Quotas, service code ec2) by instance-family prefix:
+# (Running On-Demand instances, All Spot Instance Requests, family prefixes).
 QUOTAS = {
-    "G and VT": ("L-DB2E81BA", ("g", "vt")),
-    "P": ("L-417A185B", ("p",)),
+    "G and VT": ("L-DB2E81BA", "L-3819A6DF", ("g", "vt")),
+    "P": ("L-417A185B", "L-7212CCBC", ("p",)),
 }
 
 
@@ -173,7 +174,7 @@ def check_bootstrap(account: str, region: str, clients: Clients, lines: list[Lin
 
 def quota_class(instance_type: str) -> str | None:
     family = instance_type.split(".", 1)[0]
-    for name, (_, prefixes) in QUOTAS.items():
+    for name, (_, _, prefixes) in QUOTAS.items():
         if any(family.startswith(prefix) for prefix in prefixes):
             return name
     return None
@@ -184,26 +185,31 @@ class VcpuDemand:
     graphs: int = 0  # what the configured graphs need, all on-demand
     pools: int = 0  # the most the on-demand-capable GPU pools could launch
     pool_names: list[str] = field(default_factory=list)
+    spot_pools: int = 0  # the most the spot-capable GPU pools could launch as spot
+    spot_pool_names: list[str] = field(default_factory=list)
 
 
 def vcpu_demand(cfg) -> dict[str, VcpuDemand]:
-    """On-Demand vCPUs per quota class, from graph plans and node pool limits."""
+    """vCPUs per quota class, from graph plans and node pool limits."""
     from config.capacity import CapacityError, plan_graph
 
     demand = {name: VcpuDemand() for name in QUOTAS}
     karpenter = cfg.karpenter
     for pool in karpenter.pools():
         types = pool.launchable()
-        if not types or "on-demand" not in pool.capacity_types:
+        name = quota_class(types[0].name) if types else None
+        if name is None:
             continue
         by_gpu_limit = max(
             math.ceil(karpenter.karpenter_gpu_limits / t.gpus) * t.vcpu for t in types
         )
         most = min(karpenter.karpenter_cpu_limits, by_gpu_limit)
-        name = quota_class(types[0].name)
-        if name:
+        if "on-demand" in pool.capacity_types:
             demand[name].pools += most
             demand[name].pool_names.append(pool.name)
+        if "spot" in pool.capacity_types:
+            demand[name].spot_pools += most
+            demand[name].spot_pool_names.append(pool.name)
     for graph in cfg.graphs:
         try:
             plan = plan_graph(cfg, graph)
@@ -219,33 +225,66 @@ def vcpu_demand(cfg) -> dict[str, VcpuDemand]:
 
 
 def check_quotas(cfg, clients: Clients, lines: list[Line]) -> None:
-    from botocore.exceptions import ClientError
-
     quotas = clients.get("service-quotas", cfg.region)
     for name, need in vcpu_demand(cfg).items():
-        if not need.pools and not need.graphs:
-            continue
-        code = QUOTAS[name][0]
-        check = f"quota {name}"
-        try:
-            value = _quota_value(quotas, code)
-        except ClientError as err:
-            lines.append(Line("WARN", check, f"cannot read quota {code}: {err}",
-                              "allow servicequotas:GetServiceQuota"))
-            continue
-        fix = (f"request an increase of 'Running On-Demand {name} instances' ({code}) in "
-               f"{cfg.region} to at least {{n}} vCPUs (Service Quotas console)")
-        pools = ", ".join(need.pool_names) or "none"
-        if value < need.graphs:
-            lines.append(Line("FAIL", check, f"{value:.0f} vCPUs < {need.graphs} the graphs need "
-                                             "on-demand", fix.format(n=need.graphs)))
-        elif value < need.pools:
-            lines.append(Line("WARN", check, f"{value:.0f} vCPUs < {need.pools} that pools "
-                                             f"{pools} may launch (graphs need {need.graphs})",
-                              fix.format(n=need.pools)))
-        else:
-            lines.append(Line("PASS", check, f"{value:.0f} vCPUs >= {max(need.pools, need.graphs)} "
-                                             f"(graphs {need.graphs}, pools {need.pools})"))
+        if need.pools or need.graphs:
+            _check_on_demand_quota(cfg, quotas, name, need, lines)
+        if need.spot_pools:
+            _check_spot_quota(cfg, quotas, name, need, lines)
+
+
+def _read_quota(quotas, code: str, check: str, lines: list[Line]) -> float | None:
+    from botocore.exceptions import ClientError
+
+    try:
+        return _quota_value(quotas, code)
+    except ClientError as err:
+        lines.append(Line("WARN", check, f"cannot read quota {code}: {err}",
+                          "allow servicequotas:GetServiceQuota"))
+        return None
+
+
+def _check_on_demand_quota(cfg, quotas, name: str, need: VcpuDemand, lines: list[Line]) -> None:
+    code = QUOTAS[name][0]
+    check = f"quota {name}"
+    value = _read_quota(quotas, code, check, lines)
+    if value is None:
+        return
+    fix = (f"request an increase of 'Running On-Demand {name} instances' ({code}) in "
+           f"{cfg.region} to at least {{n}} vCPUs (Service Quotas console)")
+    pools = ", ".join(need.pool_names) or "none"
+    if value < need.graphs:
+        lines.append(Line("FAIL", check, f"{value:.0f} vCPUs < {need.graphs} the graphs need "
+                                         "on-demand", fix.format(n=need.graphs)))
+    elif value < need.pools:
+        lines.append(Line("WARN", check, f"{value:.0f} vCPUs < {need.pools} that pools "
+                                         f"{pools} may launch (graphs need {need.graphs})",
+                          fix.format(n=need.pools)))
+    else:
+        lines.append(Line("PASS", check, f"{value:.0f} vCPUs >= {max(need.pools, need.graphs)} "
+                                         f"(graphs {need.graphs}, pools {need.pools})"))
+
+
+def _check_spot_quota(cfg, quotas, name: str, need: VcpuDemand, lines: list[Line]) -> None:
+    """Spot is never required (Karpenter falls back to on-demand when spot is refused), so a
+    short spot quota only warns: it quietly turns cheap capacity into on-demand capacity."""
+    code = QUOTAS[name][1]
+    check = f"quota {name} spot"
+    value = _read_quota(quotas, code, check, lines)
+    if value is None:
+        return
+    pools = ", ".join(need.spot_pool_names)
+    if value < need.spot_pools:
+        lines.append(Line(
+            "WARN", check,
+            f"{value:.0f} vCPUs < {need.spot_pools} that pools {pools} may launch as spot; "
+            "Karpenter falls back to on-demand",
+            f"request an increase of 'All {name} Spot Instance Requests' ({code}) in "
+            f"{cfg.region} to at least {need.spot_pools} vCPUs (Service Quotas console)",
+        ))
+    else:
+        lines.append(Line("PASS", check, f"{value:.0f} vCPUs >= {need.spot_pools} "
+                                         f"(spot pools {pools})"))
 
 
 def _quota_value(quotas, code: str) -> float:

@@ -21,6 +21,7 @@ REGION = "us-west-2"
 ACCOUNT = "123456789012"  # moto's account
 SECRET = "dynamo-dev/hf-token"
 G_QUOTA, P_QUOTA = "L-DB2E81BA", "L-417A185B"
+G_SPOT_QUOTA = "L-3819A6DF"
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +71,11 @@ def stubbed(clients: Clients, service: str) -> Stubber:
     return stubber
 
 
-def quotas(clients: Clients, g: float, p: float) -> Stubber:
+def quotas(clients: Clients, g: float, p: float, g_spot: float = 10_000) -> Stubber:
+    """The default config asks, in order: G/VT on-demand, G/VT spot (gpu-g6 and gpu-g6e may
+    run spot), P on-demand (gpu-p5 is on-demand only)."""
     stubber = stubbed(clients, "service-quotas")
-    for code, value in ((G_QUOTA, g), (P_QUOTA, p)):
+    for code, value in ((G_QUOTA, g), (G_SPOT_QUOTA, g_spot), (P_QUOTA, p)):
         stubber.add_response(
             "get_service_quota",
             {"Quota": {"QuotaCode": code, "Value": value}},
@@ -95,10 +98,11 @@ def eks(clients: Clients, status: str | None, version: str = "1.36") -> Stubber:
     return stubber
 
 
-def run_checks(cfg=None, *, g=10_000, p=10_000, eks_status="STANDARD_SUPPORT", clients=None):
+def run_checks(cfg=None, *, g=10_000, p=10_000, g_spot=10_000, eks_status="STANDARD_SUPPORT",
+               clients=None):
     cfg = cfg or load_config(DEFAULT_CONFIG)
     clients = clients or Clients(boto3.Session(region_name=REGION))
-    quotas(clients, g, p)
+    quotas(clients, g, p, g_spot)
     eks(clients, eks_status)
     return preflight.preflight(cfg, str(DEFAULT_CONFIG), clients)
 
@@ -173,6 +177,21 @@ def test_vcpu_demand_from_graph_plans_and_pool_limits():
     assert (p.graphs, p.pools, p.pool_names) == (0, 768, ["gpu-p5"])
     # Each G pool is capped by karpenter_cpu_limits (1000).
     assert g.pools == 2000
+    # Both G pools may also run spot; gpu-p5 is on-demand only.
+    assert (g.spot_pools, g.spot_pool_names) == (2000, ["gpu-g6", "gpu-g6e"])
+    assert (p.spot_pools, p.spot_pool_names) == (0, [])
+
+
+def test_short_spot_quota_only_warns():
+    bootstrap()
+    hf_token("hf_abc")
+    lines = run_checks(g_spot=256)
+    spot = line(lines, "quota G and VT spot")
+    assert spot.status == "WARN"
+    assert spot.detail == ("256 vCPUs < 2000 that pools gpu-g6, gpu-g6e may launch as spot; "
+                           "Karpenter falls back to on-demand")
+    assert f"({G_SPOT_QUOTA}) in {REGION} to at least 2000 vCPUs" in spot.fix
+    assert not [item for item in lines if item.status == "FAIL"]
 
 
 def test_quota_below_graph_needs_fails_and_below_pool_limits_warns():
@@ -190,7 +209,7 @@ def test_quota_below_graph_needs_fails_and_below_pool_limits_warns():
 def test_quota_never_changed_falls_back_to_the_aws_default():
     clients = Clients(boto3.Session(region_name=REGION))
     stubber = stubbed(clients, "service-quotas")
-    for code, value in ((G_QUOTA, 64.0), (P_QUOTA, 768.0)):
+    for code, value in ((G_QUOTA, 64.0), (G_SPOT_QUOTA, 2000.0), (P_QUOTA, 768.0)):
         stubber.add_client_error("get_service_quota", "NoSuchResourceException",
                                  expected_params={"ServiceCode": "ec2", "QuotaCode": code})
         stubber.add_response("get_aws_default_service_quota",
