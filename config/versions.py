@@ -36,6 +36,9 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
 # Karpenter controller (Helm chart from OCI) and its CRDs (vendored in k8s_charts/crds/).
 KARPENTER = "1.14.1"
 KARPENTER_CHART_REPO = "oci://public.ecr.aws/karpenter/karpenter"
+# CRDs as their own release: Helm installs a chart's crds/ only on first install, so upgrades
+# of the NodePool/EC2NodeClass schemas need this chart (upstream's upgrade guide).
+KARPENTER_CRD_CHART_REPO = "oci://public.ecr.aws/karpenter/karpenter-crd"
 
 # Node AMIs for Karpenter EC2NodeClasses: dated releases, never @latest, so a node launched
 # next month boots the image that was reviewed.

@@ -145,6 +145,19 @@ class KarpenterController(Construct):
             role_arn=self.controller_role.role_arn,
         )
 
+        # CRDs in their own release so that a Karpenter upgrade also upgrades them (Helm
+        # never updates a chart's crds/ folder after the first install).
+        self.crds = eks.HelmChart(
+            self,
+            "Crds",
+            cluster=cluster,
+            chart="karpenter-crd",
+            repository=versions.KARPENTER_CRD_CHART_REPO,
+            version=versions.KARPENTER,
+            release=f"{KARPENTER_RELEASE}-crd",
+            namespace=KARPENTER_NAMESPACE,
+            wait=True,
+        )
         self.release = eks.HelmChart(
             self,
             "Release",
@@ -155,12 +168,14 @@ class KarpenterController(Construct):
             release=KARPENTER_RELEASE,
             namespace=KARPENTER_NAMESPACE,
             values=helm_values(cluster_name=cluster_name, region=stack.region),
+            skip_crds=True,
             wait=True,
             timeout=Duration.minutes(10),
         )
         # The controller starts with its credentials, queue and node access in place, and on
         # delete it outlives nothing it needs.
         for dependency in (
+            self.crds,
             self.pod_identity,
             self.controller_role,
             *self.controller_policies,

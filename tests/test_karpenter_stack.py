@@ -188,6 +188,17 @@ def test_karpenter_release(default_synth):
     assert values["serviceAccount"]["name"] == "karpenter"
 
 
+def test_crds_are_their_own_release_installed_first(default_synth):
+    """Helm never upgrades a chart's crds/ after the first install: the CRD chart does."""
+    crds = helm(default_synth, "karpenter-crd")
+    assert crds["Repository"] == versions.KARPENTER_CRD_CHART_REPO
+    assert crds["Version"] == versions.KARPENTER and crds["Namespace"] == "kube-system"
+    assert helm(default_synth, "karpenter")["SkipCrds"] is True
+    crd_logical, _ = one(default_synth, "Custom::AWSCDK-EKS-HelmChart", "KarpenterCrds")
+    _, release = one(default_synth, "Custom::AWSCDK-EKS-HelmChart", "KarpenterRelease")
+    assert crd_logical in release["DependsOn"]
+
+
 # Maps whose keys are the user's (labels), not chart settings.
 FREE_FORM = {"nodeSelector"}
 
