@@ -13,13 +13,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    for warning in config_warnings(cfg):
-        print(f"warning: {warning}")
+    if cfg.pipeline is None:
+        _report(args.config, cfg)
+        return 0
+    from config.pipeline import environment_configs
+
+    # A pipeline config deploys its environments, not its top level: report each of them.
+    for _, environment in environment_configs(cfg, args.config):
+        _report(f"{args.config} [{environment.environment}]", environment)
     print(
-        f"ok: {args.config} -> environment '{cfg.environment}', cluster '{cfg.cluster.name}' "
-        f"(Kubernetes {cfg.cluster.kubernetes_version}) in {cfg.region}"
+        f"ok: pipeline in {cfg.pipeline.account}/{cfg.pipeline.region} promotes "
+        + " -> ".join(env.environment for _, env in environment_configs(cfg, args.config))
     )
     return 0
+
+
+def _report(where: str, cfg) -> None:
+    for warning in config_warnings(cfg):
+        print(f"warning: {where}: {warning}")
+    print(
+        f"ok: {where} -> environment '{cfg.environment}', cluster '{cfg.cluster.name}' "
+        f"(Kubernetes {cfg.cluster.kubernetes_version}) in {cfg.account or 'the deploying account'}"
+        f"/{cfg.region}"
+    )
 
 
 def config_warnings(cfg) -> list[str]:

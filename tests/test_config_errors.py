@@ -121,7 +121,23 @@ def test_validate_accepts_default_and_warns():
         cwd=REPO, capture_output=True, text=True, env=_base_env(),
     )
     assert result.returncode == 0, result.stderr
-    assert "ok: " in result.stdout and "warning: cluster.admin_principals is empty" in result.stdout
+    assert "ok: " in result.stdout
+    assert f"warning: {DEFAULT_CONFIG}: cluster.admin_principals is empty" in result.stdout
+
+
+def test_validate_reports_each_pipeline_environment():
+    path = REPO / "config" / "examples" / "pipeline.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "validate", "--config", str(path)],
+        cwd=REPO, capture_output=True, text=True, env=_base_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    oks = [line for line in result.stdout.splitlines() if line.startswith("ok: ")]
+    assert oks == [
+        f"ok: {path} [dev] -> environment 'dev', cluster 'dynamo-dev' (Kubernetes 1.36) in 222222222222/us-west-2",
+        f"ok: {path} [prod] -> environment 'prod', cluster 'dynamo-prod' (Kubernetes 1.36) in 333333333333/us-west-2",
+        "ok: pipeline in 111111111111/us-west-2 promotes dev -> prod",
+    ]
 
 
 def _base_env() -> dict:
