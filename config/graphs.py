@@ -404,44 +404,62 @@ def role_efa(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> boo
     return bool(pool and pool.efa and graph.uses_gpus)
 
 
-def check_graphs(cfg: DeploymentConfig) -> str | None:
-    """The first problem across graphs that needs other sections (pools, capacity)."""
-    from config.capacity import CapacityError, plan_graph
+def check_graphs(cfg: DeploymentConfig) -> list[str]:
+    """One problem per failing graph (its first) across checks that need other sections
+    (pools, capacity), so a config with several bad graphs reports all of them at once."""
+    problems: list[str] = []
+    for graph in _unique_graphs(cfg, problems):
+        problem = _cross_section_problem(cfg, graph)
+        if problem:
+            problems.append(problem)
+    return problems
 
+
+def _unique_graphs(cfg: DeploymentConfig, problems: list[str]) -> list[GraphConfig]:
     seen: set[str] = set()
+    unique = []
     for graph in cfg.graphs:
         if graph.name in seen:
-            return f"graph '{graph.name}' is defined twice; graph names must be unique"
+            problems.append(f"graph '{graph.name}' is defined twice; graph names must be unique")
+            continue
         seen.add(graph.name)
-        for role in graph.worker_roles():
-            if not graph.uses_gpus:
-                pools = [pool.name for pool in cfg.karpenter.pools()]
-                if role.node_pool and role.node_pool not in pools:
-                    return (
-                        f"graph '{graph.name}': {role.name}.node_pool '{role.node_pool}' is not a "
-                        f"Karpenter node pool; use one of {', '.join(pools)}"
-                    )
-                continue
-            _, problem = role_instance_types(cfg, role)
-            if problem:
-                return f"graph '{graph.name}': {problem}"
-            if role_efa(cfg, graph, role):
-                if graph.backend == "vllm" and graph.kv_offload.enabled and graph.disaggregated:
-                    return (
-                        f"graph '{graph.name}': KVBM offload on a disaggregated vLLM graph uses "
-                        "Dynamo's --connector kvbm nixl, which cannot select NIXL's EFA "
-                        "(LIBFABRIC) backend; set efa: false or use an aggregated topology"
-                    )
-                types, _ = role_instance_types(cfg, role)
-                lacking = [t.name for t in types or [] if not t.efa]
-                if lacking:
-                    return (
-                        f"graph '{graph.name}': efa is on but {role.name} may run on "
-                        f"{', '.join(lacking)} without EFA; use e.g. p5.48xlarge or g6e.12xlarge, "
-                        "or set efa: false"
-                    )
-        try:
-            plan_graph(cfg, graph)
-        except CapacityError as err:
-            return str(err)
+        unique.append(graph)
+    return unique
+
+
+def _cross_section_problem(cfg: DeploymentConfig, graph: GraphConfig) -> str | None:
+    """The first problem of one graph against the pools and the capacity plan."""
+    from config.capacity import CapacityError, plan_graph
+
+    for role in graph.worker_roles():
+        if not graph.uses_gpus:
+            pools = [pool.name for pool in cfg.karpenter.pools()]
+            if role.node_pool and role.node_pool not in pools:
+                return (
+                    f"graph '{graph.name}': {role.name}.node_pool '{role.node_pool}' is not a "
+                    f"Karpenter node pool; use one of {', '.join(pools)}"
+                )
+            continue
+        _, problem = role_instance_types(cfg, role)
+        if problem:
+            return f"graph '{graph.name}': {problem}"
+        if role_efa(cfg, graph, role):
+            if graph.backend == "vllm" and graph.kv_offload.enabled and graph.disaggregated:
+                return (
+                    f"graph '{graph.name}': KVBM offload on a disaggregated vLLM graph uses "
+                    "Dynamo's --connector kvbm nixl, which cannot select NIXL's EFA "
+                    "(LIBFABRIC) backend; set efa: false or use an aggregated topology"
+                )
+            types, _ = role_instance_types(cfg, role)
+            lacking = [t.name for t in types or [] if not t.efa]
+            if lacking:
+                return (
+                    f"graph '{graph.name}': efa is on but {role.name} may run on "
+                    f"{', '.join(lacking)} without EFA; use e.g. p5.48xlarge or g6e.12xlarge, "
+                    "or set efa: false"
+                )
+    try:
+        plan_graph(cfg, graph)
+    except CapacityError as err:
+        return str(err)
     return None

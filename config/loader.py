@@ -79,8 +79,10 @@ def describe_errors(path: Path, err: ValidationError) -> list[str]:
             message = "required setting is missing; add it (see config/default.yaml)"
         elif item["type"] in ("literal_error", "enum"):
             message = f"{message} (got {item.get('input')!r})"
-        # Cross-section checks (model validators at the top) name their fields themselves.
-        lines.append(f"{path}: {field}: {message}" if loc else f"{path}: {message}")
+        # Cross-section checks (model validators at the top) name their fields themselves,
+        # and one that finds several problems (e.g. one per graph) puts one per line.
+        for part in message.splitlines():
+            lines.append(f"{path}: {field}: {part}" if loc else f"{path}: {part}")
     return lines
 
 

@@ -103,9 +103,10 @@ class DeploymentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _graphs_fit(self) -> DeploymentConfig:
-        problem = check_graphs(self)
-        if problem:
-            raise ValueError(problem)
+        problems = check_graphs(self)
+        if problems:
+            # One line each (config/loader.py splits multi-line messages).
+            raise ValueError("\n".join(problems))
         return self
 
     @property

@@ -396,3 +396,21 @@ def test_disaggregated_workers_share_a_zone_without_following_the_frontend():
         assert term == {"labelSelector": {"matchLabels": peers}, "topologyKey": "topology.kubernetes.io/zone"}
     frontend = component(dgd, "frontend")["podTemplate"]
     assert graph_charts.KV_PEER_LABEL not in frontend["metadata"]["labels"]
+
+
+def test_every_failing_graph_gets_its_own_line(tmp_path):
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    good = data["graphs"][0]
+    data["graphs"] = [
+        {**good, "name": "bad-pool", "node_pool": "nope"},
+        {**good, "name": "too-big", "model": "meta-llama/Llama-3.1-70B-Instruct", "node_pool": "gpu-g6"},
+        good,
+    ]
+    path = tmp_path / "two-bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    lines = raised.value.lines
+    assert len(lines) == 2, lines
+    assert "graph 'bad-pool': prefill.node_pool 'nope' is not a Karpenter node pool" in lines[0]
+    assert "graph 'too-big': prefill: 70.6B bf16 weights need 141 GB" in lines[1]
