@@ -204,6 +204,13 @@ class GraphConfig(StrictModel):
         None, description="Existing PVC (inference namespace) for compiled kernels / CUDA graphs."
     )
     prefetch: bool = Field(True, description="Download the weights into the model cache with a Job first.")
+    stack: int | None = Field(
+        None,
+        ge=1,
+        le=99,
+        description="Inference stack this graph lives in (1 = <env>-inference, 2 = <env>-inference-2, "
+        "...); set it on every graph or none. Pinned graphs never move when others are removed.",
+    )
     skip_capacity_check: bool = Field(
         False, description="Skip the GPU memory check (reported as UNCHECKED by `make plan`)."
     )
@@ -407,11 +414,34 @@ def role_efa(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> boo
 def check_graphs(cfg: DeploymentConfig) -> list[str]:
     """One problem per failing graph (its first) across checks that need other sections
     (pools, capacity), so a config with several bad graphs reports all of them at once."""
-    problems: list[str] = []
+    problems: list[str] = _stack_pinning_problems(cfg)
     for graph in _unique_graphs(cfg, problems):
         problem = _cross_section_problem(cfg, graph)
         if problem:
             problems.append(problem)
+    return problems
+
+
+# A pinned stack may hold more than the automatic shard size; this keeps it well inside
+# CloudFormation's limits (each graph is ~8 KB of template and two outputs).
+MAX_GRAPHS_PER_PINNED_STACK = 25
+
+
+def _stack_pinning_problems(cfg: DeploymentConfig) -> list[str]:
+    pinned = [graph for graph in cfg.graphs if graph.stack is not None]
+    if not pinned:
+        return []
+    if len(pinned) != len(cfg.graphs):
+        loose = ", ".join(graph.name for graph in cfg.graphs if graph.stack is None)
+        return [f"graphs {loose} have no stack while others do; set stack on every graph or on none"]
+    problems = []
+    for number in sorted({graph.stack for graph in pinned}):
+        members = [graph.name for graph in pinned if graph.stack == number]
+        if len(members) > MAX_GRAPHS_PER_PINNED_STACK:
+            problems.append(
+                f"stack {number} holds {len(members)} graphs; put at most "
+                f"{MAX_GRAPHS_PER_PINNED_STACK} in one stack (move some to another stack number)"
+            )
     return problems
 
 

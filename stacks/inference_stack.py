@@ -23,10 +23,20 @@ from stacks.names import stack_id
 GRAPHS_PER_STACK = 10
 
 
-def shard_graphs(graphs: list[GraphConfig], per_stack: int = GRAPHS_PER_STACK) -> list[list[GraphConfig]]:
-    """Graphs in config order, `per_stack` at a time. Appending graphs never moves existing
-    ones; removing one from the middle moves later graphs to another stack (recreated)."""
-    return [graphs[i : i + per_stack] for i in range(0, len(graphs), per_stack)]
+def shard_graphs(
+    graphs: list[GraphConfig], per_stack: int = GRAPHS_PER_STACK
+) -> list[tuple[int, list[GraphConfig]]]:
+    """(stack index, graphs) pairs. Graphs with a `stack` number go where they are pinned, so
+    removing one never moves another. Unpinned graphs (config validation allows all or none)
+    fill stacks in config order, `per_stack` at a time: appending never moves existing graphs,
+    but removing one from the middle moves later ones to another stack (recreated)."""
+    if graphs and all(graph.stack is not None for graph in graphs):
+        numbers = sorted({graph.stack for graph in graphs})
+        return [(n - 1, [g for g in graphs if g.stack == n]) for n in numbers]
+    return [
+        (index, graphs[start : start + per_stack])
+        for index, start in enumerate(range(0, len(graphs), per_stack))
+    ]
 
 
 def inference_stack_unit(index: int) -> str:
@@ -90,7 +100,7 @@ def add_inference_stacks(
     """One Inference stack per shard of graphs, each deployed after `after` (the Platform
     stack: the Dynamo operator and its CRDs, the model cache PVC and HF token secret)."""
     stacks = []
-    for index, graphs in enumerate(shard_graphs(list(cfg.graphs))):
+    for index, graphs in shard_graphs(list(cfg.graphs)):
         unit = inference_stack_unit(index)
         names = ", ".join(graph.name for graph in graphs)
         stack = InferenceStack(

@@ -8,6 +8,8 @@ import pytest
 import yaml
 from aws_cdk.assertions import Match
 
+from config import ConfigError, load_config
+from config.graphs import GraphConfig
 from stacks.inference_stack import GRAPHS_PER_STACK, inference_stack_unit, shard_graphs
 from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.tools.k8s_schema import validate_all
@@ -53,12 +55,53 @@ def test_multinode_example_synthesizes():
         "frontend": None, "prefill": {"nodeCount": 2}, "decode": {"nodeCount": 2}}
 
 
+def _graphs(count: int, **pins: int) -> list:
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())["graphs"][0]
+    names = [f"g{i:02d}" for i in range(count)]
+    return [GraphConfig.model_validate({**data, "name": n, "stack": pins.get(n)}) for n in names]
+
+
 def test_shards_fill_in_config_order():
-    graphs = list(range(23))
-    shards = shard_graphs(graphs)  # type: ignore[arg-type]
-    assert [len(s) for s in shards] == [GRAPHS_PER_STACK, GRAPHS_PER_STACK, 3]
-    assert shards[0][0] == 0 and shards[2][-1] == 22
+    graphs = _graphs(23)
+    shards = shard_graphs(graphs)
+    assert [(index, len(members)) for index, members in shards] == [
+        (0, GRAPHS_PER_STACK), (1, GRAPHS_PER_STACK), (2, 3)
+    ]
+    assert shards[0][1][0].name == "g00" and shards[2][1][-1].name == "g22"
     assert [inference_stack_unit(i) for i in range(3)] == ["inference", "inference-2", "inference-3"]
+
+
+def test_pinned_graphs_stay_put_when_another_is_removed():
+    pins = {f"g{i:02d}": 1 + i % 3 for i in range(12)}
+    before = {g.name: index for index, members in shard_graphs(_graphs(12, **pins)) for g in members}
+    remaining = [g for g in _graphs(12, **pins) if g.name != "g04"]
+    after = {g.name: index for index, members in shard_graphs(remaining) for g in members}
+    assert after == {name: index for name, index in before.items() if name != "g04"}
+
+
+def test_pinning_some_graphs_only_is_an_error(tmp_path):
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    graph = data["graphs"][0]
+    data["graphs"] = [{**graph, "name": "a", "stack": 2}, {**graph, "name": "b"}]
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.lines == [
+        f"{path}: graphs b have no stack while others do; set stack on every graph or on none"
+    ]
+
+
+@pytest.mark.xdist_group("pinned")
+def test_pinned_stack_numbers_name_the_stacks(tmp_path):
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    graph = data["graphs"][0]
+    data["graphs"] = [{**graph, "name": "a", "stack": 3}, {**graph, "name": "b", "stack": 3}]
+    path = tmp_path / "pinned.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = synth(path)
+    assert sorted(n for n in result.templates if "-inference" in n) == ["dev-inference-3"]
+    assert len(manifests(result.template("inference-3"))) == 4
 
 
 @pytest.mark.xdist_group("many-graphs")
@@ -77,3 +120,21 @@ def test_fifty_graphs_synthesize_within_cloudformation_limits(tmp_path):
         assert file.stat().st_size < 0.5 * 1_000_000, name
         assert len(template["Resources"]) < 250, name
         assert len(template.get("Outputs", {})) < 100, name
+
+
+def test_a_pinned_stack_has_a_size_limit(tmp_path):
+    from config.graphs import MAX_GRAPHS_PER_PINNED_STACK
+
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    graph = data["graphs"][0]
+    count = MAX_GRAPHS_PER_PINNED_STACK + 1
+    data["graphs"] = [{**graph, "name": f"g{i:02d}", "stack": 1} for i in range(count)]
+    data["karpenter"]["karpenter_gpu_limits"] = 2 * count
+    path = tmp_path / "crowded.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.lines == [
+        f"{path}: stack 1 holds {count} graphs; put at most {MAX_GRAPHS_PER_PINNED_STACK} in one "
+        "stack (move some to another stack number)"
+    ]
