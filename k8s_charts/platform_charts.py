@@ -42,9 +42,15 @@ from stacks.names import (
 DYNAMO_METRICS_ENABLED = "nvidia.com/metrics-enabled"
 DYNAMO_COMPONENT_TYPE = "nvidia.com/dynamo-component-type"
 DYNAMO_GRAPH_NAME = "nvidia.com/dynamo-graph-deployment-name"
-# Named container ports the operator declares: frontend HTTP (8000), worker system (9090).
-FRONTEND_METRICS_PORT = "http"
-WORKER_METRICS_PORT = "system"
+# What each monitor scrapes: component types (label values) and the named container port
+# (upstream's "Set Up Metrics Collection": frontend HTTP 8000 as `http`, workers' system port
+# 9090 as `system`, the planner's `metrics`). v1beta1 graphs type their workers prefill and
+# decode as well as worker, so the worker monitor takes all three.
+DYNAMO_MONITORS = (
+    ("frontend", ("frontend",), "http"),
+    ("worker", ("worker", "prefill", "decode"), "system"),
+    ("planner", ("planner",), "metrics"),
+)
 SECRET_REFRESH = "1h"
 
 
@@ -202,7 +208,7 @@ def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelin
 def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     chart = cdk8s.Chart(app, "platform-monitoring")
     interval = f"{cfg.platform.monitoring.scrape_interval_seconds}s"
-    for component, port in (("frontend", FRONTEND_METRICS_PORT), ("worker", WORKER_METRICS_PORT)):
+    for component, types, port in DYNAMO_MONITORS:
         prom.PodMonitor(
             chart,
             f"dynamo-{component}",
@@ -213,7 +219,12 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
             ),
             spec=prom.PodMonitorSpec(
                 selector=prom.PodMonitorSpecSelector(
-                    match_labels={DYNAMO_METRICS_ENABLED: "true", DYNAMO_COMPONENT_TYPE: component}
+                    match_labels={DYNAMO_METRICS_ENABLED: "true"},
+                    match_expressions=[
+                        prom.PodMonitorSpecSelectorMatchExpressions(
+                            key=DYNAMO_COMPONENT_TYPE, operator="In", values=list(types)
+                        )
+                    ],
                 ),
                 namespace_selector=prom.PodMonitorSpecNamespaceSelector(
                     match_names=[INFERENCE_NAMESPACE]

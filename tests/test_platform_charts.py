@@ -70,7 +70,7 @@ def _namespace_selected(selector: dict, namespace: str) -> bool:
 def test_every_monitor_is_selected_by_our_prometheus(objects):
     spec = kube_prometheus_stack_values(MonitoringConfig())["prometheus"]["prometheusSpec"]
     monitors = by_kind(objects, "PodMonitor") + by_kind(objects, "ServiceMonitor")
-    assert len(monitors) == 3
+    assert len(monitors) == 4  # frontend, worker, planner pods + the DCGM exporter service
     for monitor in monitors:
         kind = "podMonitor" if monitor["kind"] == "PodMonitor" else "serviceMonitor"
         meta = monitor["metadata"]
@@ -85,11 +85,19 @@ def test_selection_check_would_catch_the_seed_bug():
 
 def test_dynamo_pod_monitors_use_the_operator_labels_and_ports(objects):
     monitors = {m["metadata"]["name"]: m["spec"] for m in by_kind(objects, "PodMonitor")}
-    for component, port in (("frontend", "http"), ("worker", "system")):
+    expected = {
+        "frontend": (["frontend"], "http"),
+        "worker": (["worker", "prefill", "decode"], "system"),
+        "planner": (["planner"], "metrics"),
+    }
+    assert set(monitors) == {f"dynamo-{component}" for component in expected}
+    for component, (types, port) in expected.items():
         spec = monitors[f"dynamo-{component}"]
-        assert spec["selector"]["matchLabels"] == {
-            "nvidia.com/metrics-enabled": "true",
-            "nvidia.com/dynamo-component-type": component,
+        assert spec["selector"] == {
+            "matchLabels": {"nvidia.com/metrics-enabled": "true"},
+            "matchExpressions": [
+                {"key": "nvidia.com/dynamo-component-type", "operator": "In", "values": types}
+            ],
         }
         assert spec["namespaceSelector"] == {"matchNames": [INFERENCE_NAMESPACE]}
         (endpoint,) = spec["podMetricsEndpoints"]
