@@ -80,3 +80,7 @@ DYNAMO_RENDER_PIP = ("jinja2==3.1.6", "PyYAML==6.0.3")
 # cdk-assets, which the pipeline's asset-publishing steps install with npm (the CDK CLI itself
 # is pinned once, in package.json, and read from there).
 CDK_ASSETS_CLI = "4.7.3"
+
+# CodeBuild image for the Dynamo image build and the pipeline's synth/deploy steps (Ubuntu,
+# Docker, Python 3 and Node).
+CODEBUILD_IMAGE = "aws/codebuild/standard:7.0"

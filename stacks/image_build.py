@@ -82,7 +82,7 @@ class ImageBuild(Construct):
             description=f"Builds Dynamo {versions.DYNAMO} runtime images from upstream source into ECR",
             build_spec=codebuild.BuildSpec.from_object(yaml.safe_load(BUILDSPEC.read_text())),
             environment=codebuild.BuildEnvironment(
-                build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                build_image=codebuild.LinuxBuildImage.from_code_build_image_id(versions.CODEBUILD_IMAGE),
                 compute_type=_COMPUTE[build.compute],
                 privileged=True,
             ),

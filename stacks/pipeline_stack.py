@@ -79,7 +79,7 @@ class PipelineStack(Stack):
             commands=[f"make synth CONFIG={config_path}"],
             primary_output_directory="cdk.out",
         )
-        build_image = codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.STANDARD_7_0)
+        build_image = codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.from_code_build_image_id(versions.CODEBUILD_IMAGE))
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
