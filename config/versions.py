@@ -84,3 +84,6 @@ CDK_ASSETS_CLI = "4.7.3"
 # CodeBuild image for the Dynamo image build and the pipeline's synth/deploy steps (Ubuntu,
 # Docker, Python 3 and Node).
 CODEBUILD_IMAGE = "aws/codebuild/standard:7.0"
+
+# Lambda runtime of our own functions (the teardown guard).
+LAMBDA_PYTHON_RUNTIME = "python3.14"

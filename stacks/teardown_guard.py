@@ -18,6 +18,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from config import versions
+
 HANDLER_DIR = Path(__file__).parent / "teardown_guard_handler"
 
 
@@ -50,7 +52,7 @@ class TeardownGuard(Construct):
         self.handler = lambda_.Function(
             self,
             "Handler",
-            runtime=lambda_.Runtime.PYTHON_3_14,
+            runtime=lambda_.Runtime(versions.LAMBDA_PYTHON_RUNTIME, lambda_.RuntimeFamily.PYTHON),
             handler="index.on_event",
             code=lambda_.Code.from_asset(str(HANDLER_DIR)),
             role=self.role,
