@@ -31,7 +31,7 @@ help:
 	@echo "make test                     set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas)"
 	@echo "make validate [CONFIG=path]   only validate a config file"
 	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
-	@echo "make lint                     cfn-lint on the synthesized templates of every config"
+	@echo "make lint                     ruff on the Python, cfn-lint on the templates of every config"
 	@echo "make preflight [CONFIG=path] check the AWS account: credentials, bootstrap, GPU quotas, offerings, HF token"
 	@echo "make smoke GRAPH=name | URL=url  smoke-test a deployed graph (kubectl port-forward) or any frontend"
 	@echo "make rehearse [CONFIG=path] [GRAPH=name]  run a graph's topology on real Dynamo + mocker locally, then smoke it"
@@ -73,6 +73,7 @@ plan: $(VENV)/.stamp
 	@$(PY) -m ops plan --config $(CONFIG)
 
 lint: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m tests.tools.lint_all
 
 test: setup $(DYNAMO_VENV)/.stamp

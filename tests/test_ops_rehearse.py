@@ -169,7 +169,7 @@ def test_without_isolation_a_free_port_on_the_host_loopback_is_used(tmp_path):
     """)
     result = subprocess.run(
         ["unshare", "--net", "--", "sh", "-c",
-         f'ip link set lo up && exec "$0" -c "$1"', sys.executable, script],
+         'ip link set lo up && exec "$0" -c "$1"', sys.executable, script],
         cwd=REPO, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import aws_cdk as cdk
 
 REPO = Path(__file__).resolve().parents[2]
 
