@@ -24,12 +24,13 @@ PY_SOURCES := app.py config stacks k8s_charts image_build ops
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: help setup synth validate test lint manifests plan bench imports docs clean dynamo-venv rehearse preflight smoke
+.PHONY: help setup synth validate test lint manifests plan bench imports docs clean diff deploy destroy dynamo-venv rehearse preflight smoke
 
 help:
 	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth into cdk.out/"
 	@echo "make test                     set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas)"
 	@echo "make validate [CONFIG=path]   only validate a config file"
+	@echo "make diff|deploy|destroy [CONFIG=path]  cdk diff/deploy/destroy --all (AWS credentials needed)"
 	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
 	@echo "make lint                     ruff on the Python, cfn-lint on the templates of every config"
 	@echo "make preflight [CONFIG=path] check the AWS account: credentials, bootstrap, GPU quotas, offerings, HF token"
@@ -65,6 +66,17 @@ synth: setup validate
 	@$(PY) -O -m compileall -q $(PY_SOURCES) > /dev/null
 	$(CDK) synth $(CDK_FLAGS) --quiet -c config=$(CONFIG)
 	@echo "templates written to cdk.out/"
+
+# The CDK CLI with this repo's Node, Python and flags; needs AWS credentials for the config's
+# account. `cdk deploy --all` / `cdk destroy --all` work the same way from an activated venv.
+diff: setup validate
+	$(CDK) diff $(CDK_FLAGS) --all -c config=$(CONFIG)
+
+deploy: setup validate
+	$(CDK) deploy $(CDK_FLAGS) --all -c config=$(CONFIG)
+
+destroy: setup validate
+	$(CDK) destroy $(CDK_FLAGS) --all -c config=$(CONFIG)
 
 manifests: $(VENV)/.stamp
 	@$(PY) -m ops manifests --config $(CONFIG) --out dist/manifests
