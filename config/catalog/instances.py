@@ -1,7 +1,7 @@
 """EC2 GPU instance types: one entry per TYPE, the single source of instance facts.
 
-Shared module (issue 3 Karpenter pools and issue 5 capacity planner both read it): add
-types or fields here rather than keeping a second table elsewhere. Entries are per instance
+Shared by the Karpenter pools (config/karpenter.py) and the capacity planner
+(config/capacity.py): add types or fields here rather than keeping a second table elsewhere. Entries are per instance
 type (not per family) because GPU count, vCPU, RAM, EFA and price differ within a family.
 
 Facts are from the AWS "Accelerated computing" instance pages; GPU memory is per GPU as AWS
