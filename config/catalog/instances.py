@@ -1,8 +1,9 @@
 """EC2 GPU instance types: one entry per TYPE, the single source of instance facts.
 
 Shared by the Karpenter pools (config/karpenter.py) and the capacity planner
-(config/capacity.py): add types or fields here rather than keeping a second table elsewhere. Entries are per instance
-type (not per family) because GPU count, vCPU, RAM, EFA and price differ within a family.
+(config/capacity.py): add types or fields here rather than keeping a second table elsewhere.
+Entries are per instance type (not per family) because GPU count, vCPU, RAM, EFA and price
+differ within a family.
 
 Facts are from the AWS "Accelerated computing" instance pages; GPU memory is per GPU as AWS
 lists it (GiB). Prices are Linux on-demand USD/hour in us-west-2 from the AWS public price
