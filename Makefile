@@ -119,8 +119,7 @@ docs: $(VENV)/.stamp
 
 # Regenerate typed classes from the vendored CRDs (output is committed).
 imports: setup
-	$(PY) -m k8s_charts.imports.regenerate_karpenter
-	$(PY) -m k8s_charts.imports.regenerate_platform
+	$(PY) -m k8s_charts.imports.regenerate
 
 clean:
 	rm -rf cdk.out dist .pytest_cache

@@ -1,9 +1,10 @@
-"""Regenerate the typed classes for the Platform stack's CRDs (External Secrets, Prometheus
-Operator) into k8s_charts/imports/. Run: `python -m k8s_charts.imports.regenerate_platform`.
+"""Regenerate the typed classes for the CRDs we create (Karpenter, External Secrets, Prometheus
+Operator) into k8s_charts/imports/. Run: `make imports` (output is committed).
 
 The vendored CRDs in k8s_charts/crds/ stay verbatim (tests validate against them). The input
 to `cdk8s import` is derived from them: only the served, non-deprecated version, and for
-ClusterSecretStore only the `aws` provider. The full provider list does not compile with
+ClusterSecretStore only the `aws` provider. Karpenter's NodeClaim is left out because the
+app never creates one (Karpenter does). The full provider list does not compile with
 jsii (a `getByTitleFallback` field in the Keeper provider collides with Java getter naming)
 and would add megabytes of classes for providers we never use.
 """
@@ -23,6 +24,10 @@ OUT = REPO / "k8s_charts" / "imports"
 
 # import module name -> vendored CRD files it is generated from
 MODULES = {
+    "karpenter": [
+        CRDS / "karpenter" / "karpenter.sh_nodepools.yaml",
+        CRDS / "karpenter" / "karpenter.k8s.aws_ec2nodeclasses.yaml",
+    ],
     "external_secrets": [
         CRDS / "external-secrets" / "external-secrets.io_externalsecrets.yaml",
         CRDS / "external-secrets" / "external-secrets.io_clustersecretstores.yaml",
