@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match
 from config import versions
 from stacks.karpenter import INTERRUPTION_RULES, helm_values
 from tests.conftest import REPO
+from tests.tools.helm_values import unknown_keys
 
 pytestmark = pytest.mark.xdist_group("default")
 
@@ -200,26 +201,14 @@ def test_crds_are_their_own_release_installed_first(default_synth):
 
 
 # Maps whose keys are the user's (labels), not chart settings.
-FREE_FORM = {"nodeSelector"}
-
-
-def _unknown_keys(ours: dict, reference: dict, path: str = "") -> list[str]:
-    unknown = []
-    for key, value in ours.items():
-        where = f"{path}.{key}" if path else key
-        if path in FREE_FORM:
-            continue
-        if key not in reference:
-            unknown.append(where)
-        elif isinstance(value, dict) and isinstance(reference[key], dict) and reference[key]:
-            unknown.extend(_unknown_keys(value, reference[key], where))
-    return unknown
+FREE_FORM = frozenset({"nodeSelector"})
 
 
 def test_every_helm_value_key_exists_in_the_chart():
     reference = yaml.safe_load(CHART_VALUES.read_text())
-    assert _unknown_keys(helm_values(cluster_name=CLUSTER, region="us-west-2"), reference) == []
-    assert _unknown_keys({"settings": {"clusterNam": "x"}}, reference) == ["settings.clusterNam"]
+    ours = helm_values(cluster_name=CLUSTER, region="us-west-2")
+    assert unknown_keys(ours, reference, free_form=FREE_FORM) == []
+    assert unknown_keys({"settings": {"clusterNam": "x"}}, reference) == ["settings.clusterNam"]
 
 
 def test_device_plugins(default_synth):

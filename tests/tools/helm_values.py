@@ -5,16 +5,22 @@ from __future__ import annotations
 import copy
 
 
-def unknown_keys(values: dict, upstream, prefix: str = "") -> list[str]:
+def unknown_keys(
+    values: dict, upstream, prefix: str = "", *, free_form: frozenset[str] = frozenset()
+) -> list[str]:
     """Dotted paths of keys we set that upstream does not have. Where upstream's value is a
-    free-form leaf (`affinity: {}`, `tolerations: []`), whatever we put inside is a value."""
+    free-form leaf (`affinity: {}`, `tolerations: []`), whatever we put inside is a value;
+    `free_form` names maps whose keys are the user's even though upstream fills them in
+    (e.g. `nodeSelector: {kubernetes.io/os: linux}`)."""
     missing = []
     for key, value in values.items():
         path = f"{prefix}{key}"
         if not isinstance(upstream, dict) or key not in upstream:
             missing.append(path)
+        elif path in free_form:
+            continue
         elif isinstance(value, dict) and isinstance(upstream[key], dict) and upstream[key]:
-            missing.extend(unknown_keys(value, upstream[key], path + "."))
+            missing.extend(unknown_keys(value, upstream[key], path + ".", free_form=free_form))
     return missing
 
 
