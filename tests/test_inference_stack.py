@@ -79,15 +79,20 @@ def test_pinned_graphs_stay_put_when_another_is_removed():
     assert after == {name: index for name, index in before.items() if name != "g04"}
 
 
+def _config_errors(tmp_path, data: dict) -> tuple[object, list[str]]:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    return path, raised.value.lines
+
+
 def test_pinning_some_graphs_only_is_an_error(tmp_path):
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
     graph = data["graphs"][0]
     data["graphs"] = [{**graph, "name": "a", "stack": 2}, {**graph, "name": "b"}]
-    path = tmp_path / "mixed.yaml"
-    path.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError) as raised:
-        load_config(path)
-    assert raised.value.lines == [
+    path, lines = _config_errors(tmp_path, data)
+    assert lines == [
         f"{path}: graphs b have no stack while others do; set stack on every graph or on none"
     ]
 
@@ -130,11 +135,8 @@ def test_a_pinned_stack_has_a_size_limit(tmp_path):
     count = MAX_GRAPHS_PER_PINNED_STACK + 1
     data["graphs"] = [{**graph, "name": f"g{i:02d}", "stack": 1} for i in range(count)]
     data["karpenter"]["karpenter_gpu_limits"] = 2 * count
-    path = tmp_path / "crowded.yaml"
-    path.write_text(yaml.safe_dump(data))
-    with pytest.raises(ConfigError) as raised:
-        load_config(path)
-    assert raised.value.lines == [
+    path, lines = _config_errors(tmp_path, data)
+    assert lines == [
         f"{path}: stack 1 holds {count} graphs; put at most {MAX_GRAPHS_PER_PINNED_STACK} in one "
         "stack (move some to another stack number)"
     ]
