@@ -3,8 +3,15 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
+
+if __name__ == "__main__":
+    # A synth is one short-lived process that builds many long-lived objects (jsii bindings,
+    # constructs) and frees almost none: CPython's cyclic collector kept rescanning them,
+    # ~0.3 s of a synth (make bench), for the same peak memory (~270 MB) without it.
+    gc.disable()
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
