@@ -23,6 +23,9 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 PY_SOURCES := app.py config stacks k8s_charts image_build ops
 CDK := node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
+# cdk-nag gates what make synthesizes, diffs and deploys (and so the pipeline, whose synth
+# step is `make synth`); a bare `cdk synth` skips it (see app.py: nag_requested).
+NAG := -c nag=true
 
 .PHONY: help setup synth validate test lint manifests plan bench imports docs clean diff deploy destroy dynamo-venv rehearse preflight smoke
 
@@ -64,16 +67,16 @@ validate: $(VENV)/.stamp
 
 synth: setup validate
 	@$(PY) -O -m compileall -q $(PY_SOURCES) > /dev/null
-	$(CDK) synth $(CDK_FLAGS) --quiet -c config=$(CONFIG)
+	$(CDK) synth $(CDK_FLAGS) --quiet $(NAG) -c config=$(CONFIG)
 	@echo "templates written to cdk.out/"
 
 # The CDK CLI with this repo's Node, Python and flags; needs AWS credentials for the config's
 # account. `cdk deploy --all` / `cdk destroy --all` work the same way from an activated venv.
 diff: setup validate
-	$(CDK) diff $(CDK_FLAGS) --all -c config=$(CONFIG)
+	$(CDK) diff $(CDK_FLAGS) --all $(NAG) -c config=$(CONFIG)
 
 deploy: setup validate
-	$(CDK) deploy $(CDK_FLAGS) --all -c config=$(CONFIG)
+	$(CDK) deploy $(CDK_FLAGS) --all $(NAG) -c config=$(CONFIG)
 
 destroy: setup validate
 	$(CDK) destroy $(CDK_FLAGS) --all -c config=$(CONFIG)

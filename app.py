@@ -14,7 +14,6 @@ if __name__ == "__main__":
     gc.disable()
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
 from config import ConfigError, load_config
 from stacks.deployment import add_deployment
@@ -23,14 +22,33 @@ DEFAULT_CONFIG = "config/default.yaml"
 REPO = Path(__file__).resolve().parent
 
 
-def build_app(app: cdk.App, config_path: str) -> cdk.App:
+def build_app(app: cdk.App, config_path: str, *, nag: bool = True) -> cdk.App:
     cfg = load_config(config_path)
     if cfg.pipeline is None:
         add_deployment(app, cfg)
     else:
         add_pipeline(app, cfg, config_path)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    if nag:
+        from cdk_nag import AwsSolutionsChecks
+
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
+
+
+def nag_requested(app: cdk.App) -> bool:
+    """The `nag` context: cdk-nag runs where templates are gated, not on every synth.
+
+    `make synth|diff|deploy`, the pipeline's synth step (`make synth`) and `make test` (on
+    every config under config/) run it; a bare `cdk synth` or `cdk diff` skips it, as it
+    skips cfn-lint: it costs half a second of every synth (`make bench`).
+    """
+    value = app.node.try_get_context("nag")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise ConfigError([f"context nag: expected true or false, got {value!r}; use -c nag=true"])
 
 
 def add_pipeline(app: cdk.App, cfg, config_path: str) -> None:
@@ -75,7 +93,7 @@ def main() -> int:
     app = new_app()
     config_path = app.node.try_get_context("config") or DEFAULT_CONFIG
     try:
-        build_app(app, config_path)
+        build_app(app, config_path, nag=nag_requested(app))
     except ConfigError as err:
         err.report()
         return 1

@@ -144,3 +144,22 @@ def _base_env() -> dict:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+
+
+def test_bad_nag_context_gives_one_line():
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO, capture_output=True, text=True,
+        env={**_base_env(), "CDK_CONTEXT_JSON": '{"nag": "yes"}'},
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == "error: context nag: expected true or false, got 'yes'; use -c nag=true"
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [({}, False), ({"nag": "true"}, True), ({"nag": "False"}, False), ({"nag": True}, True)],
+)
+def test_nag_context(context, expected):
+    from app import nag_requested, new_app
+
+    assert nag_requested(new_app(context=context)) is expected
