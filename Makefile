@@ -30,7 +30,7 @@ NAG := -c nag=true
 .PHONY: help setup synth validate test lint manifests plan bench imports docs clean diff deploy destroy dynamo-venv rehearse preflight smoke
 
 help:
-	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth into cdk.out/"
+	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth (with cdk-nag) into cdk.out/"
 	@echo "make test                     set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas)"
 	@echo "make validate [CONFIG=path]   only validate a config file"
 	@echo "make diff|deploy|destroy [CONFIG=path]  cdk diff/deploy/destroy --all (AWS credentials needed)"
