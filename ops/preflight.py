@@ -3,7 +3,8 @@
 Checks, per target environment: credentials and account/region, CDK bootstrap, EC2
 On-Demand vCPU quotas for G/VT and P instances against what the graphs need and what the
 node pools could launch, GPU instance types offered in the configured zones, the Kubernetes
-version offered by EKS, and (after deploy) that the Hugging Face token secret has a value.
+version offered by EKS and each pinned EKS add-on build for it, and (after deploy) that the
+Hugging Face token secret has a value.
 Prints PASS / WARN / FAIL with the fix for each line; exit code 1 on any FAIL.
 """
 
@@ -87,6 +88,7 @@ def preflight(cfg, config_path: str, clients: Clients) -> list[Line]:
         check_quotas(target, clients, lines)
         check_offerings(target, clients, lines)
         check_kubernetes_version(target, clients, lines)
+        check_addon_versions(target, clients, lines)
         check_hf_token(target, clients, lines)
         for line in lines[before:]:
             line.check = prefix + line.check
@@ -376,6 +378,42 @@ def check_kubernetes_version(cfg, clients: Clients, lines: list[Line]) -> None:
     else:
         lines.append(Line("FAIL", "kubernetes", f"{version} is {status or 'not supported'}",
                           "set cluster.kubernetes_version to a supported version"))
+
+
+def check_addon_versions(cfg, clients: Clients, lines: list[Line]) -> None:
+    """Every add-on build pinned in config/versions.py must be offered for the cluster's
+    Kubernetes version, or the Cluster stack fails half an hour into its deploy."""
+    from botocore.exceptions import ClientError
+
+    from config.versions import EKS_ADDONS
+
+    version = cfg.cluster.kubernetes_version
+    pinned = EKS_ADDONS[version]
+    paginator = clients.get("eks", cfg.region).get_paginator("describe_addon_versions")
+    missing = []
+    for name, build in pinned.items():
+        try:
+            offered = [
+                v["addonVersion"]
+                for page in paginator.paginate(addonName=name, kubernetesVersion=version)
+                for addon in page.get("addons", [])
+                for v in addon.get("addonVersions", [])
+            ]
+        except ClientError as err:
+            lines.append(Line("WARN", "add-ons", f"cannot list EKS add-on versions: {err}",
+                              "allow eks:DescribeAddonVersions"))
+            return
+        if build not in offered:
+            missing.append(name)
+            newest = ", ".join(offered[:3]) or "none"
+            lines.append(Line(
+                "FAIL", f"add-on {name}", f"{build} is not offered for Kubernetes {version} "
+                f"in {cfg.region} (newest: {newest})",
+                f"set EKS_ADDONS[{version!r}][{name!r}] in config/versions.py to an offered build",
+            ))
+    if not missing:
+        lines.append(Line("PASS", "add-ons", f"all {len(pinned)} pinned builds are offered for "
+                                             f"Kubernetes {version}"))
 
 
 def check_hf_token(cfg, clients: Clients, lines: list[Line]) -> None:

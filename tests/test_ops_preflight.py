@@ -1,5 +1,5 @@
 """`ops preflight`: every check against moto, or a botocore Stubber where moto lacks the API
-(Service Quotas, EKS describe_cluster_versions)."""
+(Service Quotas, EKS describe_cluster_versions and describe_addon_versions)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from config import load_config
+from config.versions import EKS_ADDONS
 from ops import preflight
 from ops.preflight import Clients, vcpu_demand
 from tests.conftest import DEFAULT_CONFIG
@@ -84,7 +85,10 @@ def quotas(clients: Clients, g: float, p: float, g_spot: float = 10_000) -> Stub
     return stubber
 
 
-def eks(clients: Clients, status: str | None, version: str = "1.36") -> Stubber:
+def eks(clients: Clients, status: str | None, version: str = "1.36",
+        offered: dict[str, list[str]] | None = None) -> Stubber:
+    """describe_cluster_versions, then describe_addon_versions per pinned add-on; `offered`
+    replaces the builds EKS lists for some add-ons (default: exactly the pinned one)."""
     stubber = stubbed(clients, "eks")
     found = [] if status is None else [{
         "clusterVersion": version,
@@ -95,15 +99,22 @@ def eks(clients: Clients, status: str | None, version: str = "1.36") -> Stubber:
         "describe_cluster_versions", {"clusterVersions": found},
         {"clusterVersions": [version], "includeAll": True},
     )
+    for name, build in EKS_ADDONS[version].items():
+        builds = (offered or {}).get(name, [build])
+        stubber.add_response(
+            "describe_addon_versions",
+            {"addons": [{"addonName": name, "addonVersions": [{"addonVersion": b} for b in builds]}]},
+            {"addonName": name, "kubernetesVersion": version},
+        )
     return stubber
 
 
 def run_checks(cfg=None, *, g=10_000, p=10_000, g_spot=10_000, eks_status="STANDARD_SUPPORT",
-               clients=None):
+               clients=None, offered=None):
     cfg = cfg or load_config(DEFAULT_CONFIG)
     clients = clients or Clients(boto3.Session(region_name=REGION))
     quotas(clients, g, p, g_spot)
-    eks(clients, eks_status)
+    eks(clients, eks_status, offered=offered)
     return preflight.preflight(cfg, str(DEFAULT_CONFIG), clients)
 
 
@@ -121,6 +132,9 @@ def test_ready_account_passes_everything():
     assert line(lines, "credentials").detail.startswith(f"account {ACCOUNT} as arn:aws:")
     assert line(lines, "bootstrap").detail == f"{ACCOUNT}/{REGION} bootstrap version 29"
     assert line(lines, "kubernetes").detail == "1.36 in standard support until 2028-03-01"
+    assert line(lines, "add-ons").detail == (
+        f"all {len(EKS_ADDONS['1.36'])} pinned builds are offered for Kubernetes 1.36"
+    )
     assert line(lines, "hf token").detail == f"secret {SECRET} has a value"
     for pool in ("gpu-g6", "gpu-g6e", "gpu-p5"):
         assert line(lines, f"offerings {pool}").status == "PASS"
@@ -250,6 +264,19 @@ def test_kubernetes_version_support(status, expected):
     bootstrap()
     item = line(run_checks(eks_status=status), "kubernetes")
     assert item.status == expected
+
+
+def test_addon_build_not_offered_fails_with_the_newest_builds():
+    bootstrap()
+    lines = run_checks(offered={"coredns": ["v9.9.9-eksbuild.2", "v9.9.8-eksbuild.1"]})
+    item = line(lines, "add-on coredns")
+    assert item.status == "FAIL"
+    assert item.detail == (
+        f"{EKS_ADDONS['1.36']['coredns']} is not offered for Kubernetes 1.36 in {REGION} "
+        "(newest: v9.9.9-eksbuild.2, v9.9.8-eksbuild.1)"
+    )
+    assert item.fix == "set EKS_ADDONS['1.36']['coredns'] in config/versions.py to an offered build"
+    assert not [item for item in lines if item.check == "add-ons"]
 
 
 @pytest.mark.parametrize("value, expected, words", [
