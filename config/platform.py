@@ -13,14 +13,17 @@ class MonitoringConfig(StrictModel):
     enabled: bool = Field(
         True, description="Install Prometheus, Grafana (with the Dynamo dashboard) and monitors."
     )
-    # Prometheus keeps its data on the node's disk (no EBS CSI driver in this cluster), so
-    # both limits exist: time for queries, size so a busy cluster cannot fill the node disk.
     prometheus_retention_days: int = Field(
         7, ge=1, le=90, description="Days of metrics Prometheus keeps."
     )
+    prometheus_storage_gib: int = Field(
+        50, ge=10, le=2000,
+        description="Size of Prometheus' encrypted gp3 volume (EBS CSI); it survives pod moves.",
+    )
     prometheus_retention_size_gib: int = Field(
-        10, ge=1, le=40,
-        description="Upper bound of Prometheus data on the node disk; oldest data goes first.",
+        40, ge=1, le=1600,
+        description="Upper bound of Prometheus data on its volume; oldest data goes first. "
+        "At most 80% of prometheus_storage_gib (the rest is WAL and compaction room).",
     )
     scrape_interval_seconds: int = Field(
         15, ge=5, le=120, description="How often Prometheus scrapes Dynamo and GPU metrics."
@@ -28,6 +31,17 @@ class MonitoringConfig(StrictModel):
     dcgm_exporter: bool = Field(
         True, description="GPU metrics (utilisation, memory, power) from every GPU node."
     )
+
+    @model_validator(mode="after")
+    def _retention_fits_the_volume(self) -> MonitoringConfig:
+        room = self.prometheus_storage_gib * 4 // 5
+        if self.prometheus_retention_size_gib > room:
+            raise ValueError(
+                f"prometheus_retention_size_gib: {self.prometheus_retention_size_gib} does not fit "
+                f"a {self.prometheus_storage_gib} GiB volume (at most {room}); lower it or raise "
+                "prometheus_storage_gib"
+            )
+        return self
 
     @model_validator(mode="after")
     def _dcgm_needs_prometheus(self) -> MonitoringConfig:

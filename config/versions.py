@@ -15,7 +15,7 @@ KUBERNETES_SUPPORTED = ("1.35", "1.36")
 KUBECTL_LAYER = "v36"
 
 # EKS managed add-ons, pinned per Kubernetes minor version (newest builds seen for each
-# minor in 2026-11; confirm with `aws eks describe-addon-versions --kubernetes-version X`).
+# minor in 2026-11; `make preflight` checks each against `describe-addon-versions`).
 EKS_ADDONS: dict[str, dict[str, str]] = {
     "1.35": {
         "vpc-cni": "v1.23.2-eksbuild.1",
@@ -23,6 +23,7 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
         "kube-proxy": "v1.35.3-eksbuild.29",
         "eks-pod-identity-agent": "v1.4.0-eksbuild.3",
         "aws-efs-csi-driver": "v3.4.2-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.59.0-eksbuild.1",
     },
     "1.36": {
         "vpc-cni": "v1.23.2-eksbuild.1",
@@ -30,6 +31,7 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
         "kube-proxy": "v1.36.0-eksbuild.45",
         "eks-pod-identity-agent": "v1.4.0-eksbuild.3",
         "aws-efs-csi-driver": "v3.4.2-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.59.0-eksbuild.1",
     },
 }
 

@@ -24,6 +24,7 @@ from k8s_charts.platform_helm_values import (
     MONITOR_SELECTOR_LABELS,
 )
 from stacks.names import (
+    EBS_STORAGE_CLASS,
     CLUSTER_SECRET_STORE,
     DCGM_EXPORTER_RELEASE,
     GRAFANA_ADMIN_SECRET,
@@ -66,11 +67,13 @@ class PlatformCharts:
     namespaces: cdk8s.Chart
     secrets: cdk8s.Chart
     model_cache: cdk8s.Chart
+    # Prometheus' StorageClass is applied before kube-prometheus-stack; the monitors after it.
+    prometheus_storage: cdk8s.Chart | None
     monitoring: cdk8s.Chart | None
 
     def all(self) -> list[cdk8s.Chart]:
         charts = [self.namespaces, self.secrets, self.model_cache]
-        return charts + ([self.monitoring] if self.monitoring is not None else [])
+        return charts + [c for c in (self.prometheus_storage, self.monitoring) if c is not None]
 
 
 def _meta(name: str, namespace: str | None = None, labels: dict | None = None) -> k8s.ObjectMeta:
@@ -194,6 +197,24 @@ def model_cache_chart(app: cdk8s.App, cfg: DeploymentConfig, *, file_system_id: 
     return chart
 
 
+def prometheus_storage_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
+    """gp3 volumes for Prometheus' TSDB: block storage, because Prometheus does not support
+    NFS (the EFS model cache) for its data."""
+    chart = cdk8s.Chart(app, "platform-prometheus-storage")
+    k8s.KubeStorageClass(
+        chart,
+        "storage-class",
+        metadata=_meta(EBS_STORAGE_CLASS),
+        provisioner="ebs.csi.aws.com",
+        parameters={"type": "gp3", "encrypted": "true"},
+        reclaim_policy="Retain" if cfg.retain_data else "Delete",
+        # The volume is made in the zone of the node the pod is scheduled to.
+        volume_binding_mode="WaitForFirstConsumer",
+        allow_volume_expansion=True,
+    )
+    return chart
+
+
 def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelings]:
     """Copy the operator's pod labels onto every series: the dashboard filters by `graph`."""
     def from_label(label: str, target: str) -> prom.PodMonitorSpecPodMetricsEndpointsRelabelings:
@@ -291,6 +312,9 @@ def build_charts(app: cdk8s.App, cfg: DeploymentConfig, inputs: PlatformInputs) 
         namespaces=namespaces_chart(app, cfg),
         secrets=secrets_chart(app, cfg),
         model_cache=model_cache_chart(app, cfg, file_system_id=inputs.file_system_id),
+        prometheus_storage=(
+            prometheus_storage_chart(app, cfg) if cfg.platform.monitoring.enabled else None
+        ),
         monitoring=monitoring_chart(app, cfg) if cfg.platform.monitoring.enabled else None,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from config.platform import MonitoringConfig
 from k8s_charts.placement import SYSTEM_TOLERATIONS, system_node_affinity
 from stacks.names import (
+    EBS_STORAGE_CLASS,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
     GPU_TAINT_KEY,
     GRAFANA_ADMIN_SECRET,
@@ -49,8 +50,10 @@ def external_secrets_values() -> dict:
     }
 
 
-def kube_prometheus_stack_values(monitoring: MonitoringConfig) -> dict:
+def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: bool) -> dict:
     selector = {"matchLabels": dict(MONITOR_SELECTOR_LABELS)}
+    # The StatefulSet's volume goes with it unless data is retained (removal_policy).
+    keep = "Retain" if retain_data else "Delete"
     return {
         # Fixed object names, so the Dynamo operator's prometheusEndpoint and the
         # port-forward commands need no lookup (stacks/names.py PROMETHEUS_SERVICE).
@@ -73,6 +76,18 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig) -> dict:
                 **_system(),
                 "retention": f"{monitoring.prometheus_retention_days}d",
                 "retentionSize": f"{monitoring.prometheus_retention_size_gib}GB",
+                "storageSpec": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "storageClassName": EBS_STORAGE_CLASS,
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {
+                                "requests": {"storage": f"{monitoring.prometheus_storage_gib}Gi"}
+                            },
+                        }
+                    }
+                },
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": keep, "whenScaled": "Retain"},
                 "scrapeInterval": f"{monitoring.scrape_interval_seconds}s",
                 # Explicit selectors (not the chart's implicit ones) so a test can prove
                 # that every monitor we ship is selected.

@@ -98,6 +98,7 @@ class ClusterStack(Stack):
             self,
             "Addons",
             cluster=self.cluster,
+            cluster_name=cluster_config.name,
             kubernetes_version=cluster_config.kubernetes_version,
             nodes=self.system_nodes.nodegroup,
         )
@@ -118,6 +119,13 @@ class ClusterStack(Stack):
             "EFS CSI needs to create and delete access points for dynamic provisioning; the AWS "
             "policy limits deletes to access points tagged by the driver, and only the "
             "efs-csi-controller-sa service account can assume this role (Pod Identity).",
+        )
+        acknowledge_aws_managed(
+            self.addons.ebs_csi_role,
+            "service-role/AmazonEBSCSIDriverPolicy",
+            "EBS CSI creates, attaches and deletes the volumes of PersistentVolumeClaims; the "
+            "AWS policy limits deletes and detaches to volumes the driver tagged, and only the "
+            "ebs-csi-controller-sa service account can assume this role (Pod Identity).",
         )
 
         CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
@@ -149,6 +157,7 @@ class ClusterStack(Stack):
             cluster_name=name,
             subnets=vpc.private_subnets,
             node_role=self.karpenter.node_role,
+            delete_volumes=not cfg.retain_data,
         )
         # The control plane only (the Cluster construct also holds nodegroups and manifests).
         self.teardown_guard.resource.node.add_dependency(self.cluster.node.find_child("Resource"))

@@ -7,10 +7,11 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct, IDependable
 
 from config import versions
+from stacks.names import VOLUME_CLUSTER_TAG_KEY
 
 # Installed before any node joins: a node is not Ready without networking.
 _BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-_AFTER_NODES = ("coredns", "aws-efs-csi-driver")
+_AFTER_NODES = ("coredns", "aws-efs-csi-driver", "aws-ebs-csi-driver")
 
 
 def pod_identity_role(scope: Construct, construct_id: str) -> iam.Role:
@@ -29,6 +30,7 @@ class EksAddons(Construct):
         construct_id: str,
         *,
         cluster: eks.Cluster,
+        cluster_name: str,
         kubernetes_version: str,
         nodes: IDependable,
     ) -> None:
@@ -42,8 +44,21 @@ class EksAddons(Construct):
                 "service-role/AmazonEFSCSIDriverPolicy"
             )
         )
+        self.ebs_csi_role = pod_identity_role(self, "EbsCsiRole")
+        self.ebs_csi_role.add_managed_policy(
+            iam.ManagedPolicy.from_aws_managed_policy_name(
+                "service-role/AmazonEBSCSIDriverPolicy"
+            )
+        )
         pod_identities = {
             "aws-efs-csi-driver": ("efs-csi-controller-sa", self.efs_csi_role),
+            "aws-ebs-csi-driver": ("ebs-csi-controller-sa", self.ebs_csi_role),
+        }
+        configuration = {
+            # The teardown guard finds this cluster's volumes by this tag.
+            "aws-ebs-csi-driver": {
+                "controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: cluster_name}}
+            },
         }
 
         for name in _BEFORE_NODES + _AFTER_NODES:
@@ -54,6 +69,7 @@ class EksAddons(Construct):
                 addon_name=name,
                 addon_version=pinned[name],
                 preserve_on_delete=False,
+                configuration_values=configuration.get(name),
             )
             if name in pod_identities:
                 service_account, role = pod_identities[name]

@@ -89,14 +89,15 @@ def acknowledge_karpenter(controller, guard) -> None:
 def _acknowledge_guard(guard, region: str, account: str, profiles: str) -> None:
     policy: IConstruct = guard.role.node.find_child("DefaultPolicy")
     ec2 = f"arn:<AWS::Partition>:ec2:{region}:{account}"
-    for kind in ("instance", "launch-template", "network-interface"):
+    kinds = ["instance", "launch-template", "network-interface"]
+    for kind in kinds + (["volume"] if guard.delete_volumes else []):
         acknowledge(
             policy,
             _IAM5.format(f"{ec2}:{kind}/*"),
             "Teardown guard deletes leftovers whose ids it only learns at delete time; every "
             "delete/terminate statement requires this cluster's tag (kubernetes.io/cluster/"
-            "<cluster>=owned, eks:eks-cluster-name, karpenter.k8s.aws/cluster or "
-            "cluster.k8s.amazonaws.com/name).",
+            "<cluster>=owned, eks:eks-cluster-name, karpenter.k8s.aws/cluster, "
+            "cluster.k8s.amazonaws.com/name or, for EBS volumes, dynamo-eks/cluster).",
         )
     acknowledge(
         policy,

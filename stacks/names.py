@@ -65,6 +65,10 @@ GRAFANA_SERVICE = "kube-prometheus-stack-grafana"  # release name + "-grafana"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 DCGM_EXPORTER_RELEASE = "dcgm-exporter"
 MODEL_CACHE_STORAGE_CLASS = "efs-model-cache"
+# gp3, encrypted, for Prometheus' TSDB (EBS CSI); every volume the driver creates carries
+# VOLUME_CLUSTER_TAG_KEY=<cluster name>, which the teardown guard sweeps by.
+EBS_STORAGE_CLASS = "gp3-encrypted"
+VOLUME_CLUSTER_TAG_KEY = "dynamo-eks/cluster"
 MODEL_CACHE_MOUNT_PATH = "/model-cache"
 
 

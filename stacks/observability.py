@@ -20,6 +20,7 @@ class Observability(Construct):
         *,
         cluster: eks.ICluster,
         monitoring: MonitoringConfig,
+        retain_data: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         self.prometheus_stack = eks.HelmChart(
@@ -31,7 +32,7 @@ class Observability(Construct):
             version=versions.KUBE_PROMETHEUS_STACK,
             release=PROMETHEUS_RELEASE,
             namespace=MONITORING_NAMESPACE,
-            values=kube_prometheus_stack_values(monitoring),
+            values=kube_prometheus_stack_values(monitoring, retain_data=retain_data),
             # Grafana waits for its admin secret; PodMonitors need the CRDs this installs.
             wait=True,
             timeout=Duration.minutes(15),

@@ -74,9 +74,13 @@ class PlatformStack(Stack):
         self.observability: Observability | None = None
         if monitoring.enabled and charts.monitoring is not None:
             self.observability = Observability(
-                self, "Observability", cluster=cluster, monitoring=monitoring
+                self, "Observability", cluster=cluster, monitoring=monitoring,
+                retain_data=cfg.retain_data,
             )
-            self.observability.prometheus_stack.node.add_dependency(namespaces, synced_secrets)
+            storage = self._apply(cluster, "PrometheusStorage", charts.prometheus_storage)
+            self.observability.prometheus_stack.node.add_dependency(
+                namespaces, synced_secrets, storage
+            )
             if self.observability.dcgm_exporter is not None:
                 self.observability.dcgm_exporter.node.add_dependency(namespaces)
             monitors = self._apply(cluster, "MonitorsAndDashboards", charts.monitoring)

@@ -1,6 +1,8 @@
 """Teardown guard: a custom resource whose Delete sweeps what Karpenter and the VPC CNI left
 (instances, launch templates, instance profiles, available ENIs) so the cluster, the node
-role and the VPC can be deleted. The handler is stacks/teardown_guard_handler/index.py.
+role and the VPC can be deleted, and, unless data is retained, the EBS volumes the EBS CSI
+driver made for this cluster (Prometheus), which would otherwise outlive it and bill.
+The handler is stacks/teardown_guard_handler/index.py.
 
 Every mutating permission is conditioned on this cluster's tags, so the guard cannot touch
 another cluster's (or anyone's untagged) resources even if its code had a bug.
@@ -19,6 +21,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from config import versions
+from stacks.names import VOLUME_CLUSTER_TAG_KEY
 
 HANDLER_DIR = Path(__file__).parent / "teardown_guard_handler"
 
@@ -32,9 +35,11 @@ class TeardownGuard(Construct):
         cluster_name: str,
         subnets: list[ec2.ISubnet],
         node_role: iam.IRole,
+        delete_volumes: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.delete_volumes = delete_volumes
 
         self.role = iam.Role(
             self,
@@ -46,7 +51,10 @@ class TeardownGuard(Construct):
                 )
             ],
         )
-        for statement in guard_statements(stack=stack, cluster_name=cluster_name):
+        statements = guard_statements(
+            stack=stack, cluster_name=cluster_name, delete_volumes=delete_volumes
+        )
+        for statement in statements:
             self.role.add_to_policy(statement)
 
         self.handler = lambda_.Function(
@@ -74,18 +82,32 @@ class TeardownGuard(Construct):
                 "ClusterName": cluster_name,
                 "SubnetIds": [subnet.subnet_id for subnet in subnets],
                 "NodeRoleName": node_role.role_name,
+                # Only with removal_policy: destroy; retained data keeps its volumes.
+                "VolumeTagKey": VOLUME_CLUSTER_TAG_KEY if delete_volumes else "",
             },
         )
         # Policies must outlive the Delete call that uses them.
         self.resource.node.add_dependency(self.role)
 
 
-def guard_statements(*, stack: Stack, cluster_name: str) -> list[iam.PolicyStatement]:
+def guard_statements(
+    *, stack: Stack, cluster_name: str, delete_volumes: bool
+) -> list[iam.PolicyStatement]:
     partition, region, account = stack.partition, stack.region, stack.account
     ec2_arn = f"arn:{partition}:ec2:{region}:{account}"
     owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
     karpenter_made = {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
     profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
+    volume_statements = [
+        iam.PolicyStatement(
+            sid="DeleteClusterVolumes",
+            actions=["ec2:DeleteVolume"],
+            resources=[f"{ec2_arn}:volume/*"],
+            conditions={
+                "StringEquals": {f"aws:ResourceTag/{VOLUME_CLUSTER_TAG_KEY}": cluster_name}
+            },
+        )
+    ] if delete_volumes else []
     return [
         # Describe calls have no resource-level permissions; the region condition is the
         # narrowest scope EC2 offers for them.
@@ -95,6 +117,7 @@ def guard_statements(*, stack: Stack, cluster_name: str) -> list[iam.PolicyState
                 "ec2:DescribeInstances",
                 "ec2:DescribeLaunchTemplates",
                 "ec2:DescribeNetworkInterfaces",
+                *(["ec2:DescribeVolumes"] if delete_volumes else []),
             ],
             resources=["*"],
             conditions={"StringEquals": {"aws:RequestedRegion": region}},
@@ -147,4 +170,5 @@ def guard_statements(*, stack: Stack, cluster_name: str) -> list[iam.PolicyState
             resources=[profiles],
             conditions={"StringEquals": owned},
         ),
+        *volume_statements,
     ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk.assertions import Match
 
 from config import versions
+from stacks.names import VOLUME_CLUSTER_TAG_KEY
+from tests.tools.synth import REPO, synth
 
 pytestmark = pytest.mark.xdist_group("default")
 
@@ -88,6 +92,28 @@ def test_efs_csi_uses_pod_identity(default_synth):
             "PodIdentityAssociations": [{"ServiceAccount": "efs-csi-controller-sa", "RoleArn": Match.any_value()}],
         },
     )
+
+
+def test_ebs_csi_uses_pod_identity_and_tags_every_volume_for_the_guard(default_synth):
+    resources = default_synth.template("cluster")["Resources"].values()
+    (addon,) = [
+        r["Properties"] for r in resources
+        if r["Type"] == "AWS::EKS::Addon" and r["Properties"]["AddonName"] == "aws-ebs-csi-driver"
+    ]
+    (association,) = addon["PodIdentityAssociations"]
+    assert association["ServiceAccount"] == "ebs-csi-controller-sa"
+    assert json.loads(addon["ConfigurationValues"]) == {
+        "controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: "dynamo-dev"}}
+    }
+    (guard,) = [r["Properties"] for r in resources if r["Type"] == "Custom::KarpenterTeardownGuard"]
+    assert guard["VolumeTagKey"] == VOLUME_CLUSTER_TAG_KEY
+
+
+def test_retained_environment_guard_never_deletes_volumes():
+    template = synth(REPO / "config" / "examples" / "production.yaml").template("cluster")
+    (guard,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::KarpenterTeardownGuard"]
+    assert guard["Properties"]["VolumeTagKey"] == ""
+    assert "ec2:DeleteVolume" not in json.dumps(template)
 
 
 def test_networking_addons_come_before_nodes(default_synth):

@@ -16,7 +16,13 @@ from config.platform import MonitoringConfig
 from k8s_charts.model_prefetch import SCRIPT, job_name, marker_path, model_prefetch_job
 from k8s_charts.platform_charts import build, review_inputs
 from k8s_charts.platform_helm_values import kube_prometheus_stack_values
-from stacks.names import HF_TOKEN_KEY, HF_TOKEN_SECRET, INFERENCE_NAMESPACE, MONITORING_NAMESPACE
+from stacks.names import (
+    EBS_STORAGE_CLASS,
+    HF_TOKEN_KEY,
+    HF_TOKEN_SECRET,
+    INFERENCE_NAMESPACE,
+    MONITORING_NAMESPACE,
+)
 from tests.tools.k8s_schema import validate_all
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +74,7 @@ def _namespace_selected(selector: dict, namespace: str) -> bool:
 
 
 def test_every_monitor_is_selected_by_our_prometheus(objects):
-    spec = kube_prometheus_stack_values(MonitoringConfig())["prometheus"]["prometheusSpec"]
+    spec = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)["prometheus"]["prometheusSpec"]
     monitors = by_kind(objects, "PodMonitor") + by_kind(objects, "ServiceMonitor")
     assert len(monitors) == 4  # frontend, worker, planner pods + the DCGM exporter service
     for monitor in monitors:
@@ -79,7 +85,7 @@ def test_every_monitor_is_selected_by_our_prometheus(objects):
 
 
 def test_selection_check_would_catch_the_seed_bug():
-    spec = kube_prometheus_stack_values(MonitoringConfig())["prometheus"]["prometheusSpec"]
+    spec = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)["prometheus"]["prometheusSpec"]
     assert not _matches(spec["serviceMonitorSelector"], {"app": "dcgm-exporter"})
 
 
@@ -119,8 +125,13 @@ def test_hf_token_external_secret(objects, cfg):
     assert store["spec"]["conditions"] == [{"namespaces": [INFERENCE_NAMESPACE, MONITORING_NAMESPACE]}]
 
 
+def _storage_class(objects, provisioner: str) -> dict:
+    (found,) = [o for o in by_kind(objects, "StorageClass") if o["provisioner"] == provisioner]
+    return found
+
+
 def test_model_cache_is_rwx_on_efs_access_points(objects):
-    (storage_class,) = by_kind(objects, "StorageClass")
+    storage_class = _storage_class(objects, "efs.csi.aws.com")
     assert storage_class["provisioner"] == "efs.csi.aws.com"
     assert storage_class["parameters"]["provisioningMode"] == "efs-ap"
     assert storage_class["parameters"]["fileSystemId"] == "fs-MODELCACHE"
@@ -131,10 +142,25 @@ def test_model_cache_is_rwx_on_efs_access_points(objects):
     assert pvc["spec"]["storageClassName"] == storage_class["metadata"]["name"]
 
 
-def test_retained_environments_keep_the_cache_volume(cfg):
-    retained = cfg.model_copy(update={"removal_policy": "retain"})
-    (storage_class,) = by_kind(render(retained), "StorageClass")
-    assert storage_class["reclaimPolicy"] == "Retain"
+def test_retained_environments_keep_the_cache_and_prometheus_volumes(cfg):
+    retained = render(cfg.model_copy(update={"removal_policy": "retain"}))
+    for provisioner in ("efs.csi.aws.com", "ebs.csi.aws.com"):
+        assert _storage_class(retained, provisioner)["reclaimPolicy"] == "Retain"
+
+
+def test_prometheus_keeps_its_data_on_an_encrypted_gp3_volume(objects):
+    storage_class = _storage_class(objects, "ebs.csi.aws.com")
+    assert storage_class["metadata"]["name"] == EBS_STORAGE_CLASS
+    assert storage_class["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert storage_class["reclaimPolicy"] == "Delete"  # dev config
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+    spec = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)["prometheus"]["prometheusSpec"]
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["storageClassName"] == EBS_STORAGE_CLASS
+    assert claim["resources"]["requests"]["storage"] == "50Gi"
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    retained = kube_prometheus_stack_values(MonitoringConfig(), retain_data=True)["prometheus"]["prometheusSpec"]
+    assert retained["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
 def test_dashboard_config_map_is_picked_up_by_the_sidecar(objects):

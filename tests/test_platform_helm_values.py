@@ -25,7 +25,7 @@ KPS_UPSTREAM = yaml.safe_load(
 
 
 def test_every_kube_prometheus_stack_key_exists_upstream():
-    values = kube_prometheus_stack_values(MonitoringConfig())
+    values = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)
     assert unknown_keys(without(values, KPS_SUBCHART_KEYS), KPS_UPSTREAM) == []
 
 
@@ -36,7 +36,8 @@ def test_subchart_exceptions_are_absent_upstream():
 
 def test_prometheus_selectors_are_explicit_and_retention_from_config():
     spec = kube_prometheus_stack_values(
-        MonitoringConfig(prometheus_retention_days=3, prometheus_retention_size_gib=5, scrape_interval_seconds=30)
+        MonitoringConfig(prometheus_retention_days=3, prometheus_retention_size_gib=5, scrape_interval_seconds=30),
+        retain_data=False,
     )["prometheus"]["prometheusSpec"]
     assert spec["retention"] == "3d" and spec["retentionSize"] == "5GB" and spec["scrapeInterval"] == "30s"
     for kind in ("serviceMonitor", "podMonitor"):
@@ -46,13 +47,13 @@ def test_prometheus_selectors_are_explicit_and_retention_from_config():
 
 
 def test_service_names_follow_the_release():
-    values = kube_prometheus_stack_values(MonitoringConfig())
+    values = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)
     assert values["fullnameOverride"] == PROMETHEUS_RELEASE
     assert PROMETHEUS_SERVICE == f"{PROMETHEUS_RELEASE}-prometheus"
 
 
 def test_grafana_admin_comes_from_the_synced_secret():
-    grafana = kube_prometheus_stack_values(MonitoringConfig())["grafana"]
+    grafana = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)["grafana"]
     assert grafana["admin"]["existingSecret"] == GRAFANA_ADMIN_SECRET
     assert "adminPassword" not in grafana
     assert grafana["sidecar"]["dashboards"]["label"] == "grafana_dashboard"

@@ -46,8 +46,10 @@ def test_retained_environment_keeps_the_model_cache():
     template = synth(production).template("platform")
     (file_system,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EFS::FileSystem"]
     assert file_system["DeletionPolicy"] == "Retain"
-    (volume,) = [
+    volumes = [
         r for r in template["Resources"].values()
         if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource" and "StorageClass" in str(r["Properties"]["Manifest"])
     ]
-    assert '"reclaimPolicy":"Retain"' in str(volume["Properties"]["Manifest"])
+    assert len(volumes) == 2  # model cache (EFS) and Prometheus (EBS)
+    for volume in volumes:
+        assert '"reclaimPolicy":"Retain"' in str(volume["Properties"]["Manifest"])

@@ -17,6 +17,7 @@ CLUSTER = "dynamo-dev"
 OTHER = "someone-else"
 REGION = "us-west-2"
 NODE_ROLE = f"KarpenterNodeRole-{CLUSTER}"
+VOLUME_TAG = "dynamo-eks/cluster"
 
 
 def _load_handler():
@@ -73,6 +74,12 @@ def world(monkeypatch):
                 TagSpecifications=[{"ResourceType": "network-interface", "Tags": _tags(tags)}],
             )["NetworkInterface"]["NetworkInterfaceId"]
 
+        def volume(tags: dict[str, str]) -> str:
+            return ec2.create_volume(
+                AvailabilityZone=f"{REGION}a", Size=50, VolumeType="gp3",
+                TagSpecifications=[{"ResourceType": "volume", "Tags": _tags(tags)}],
+            )["VolumeId"]
+
         iam.create_role(RoleName=NODE_ROLE, AssumeRolePolicyDocument="{}")
         iam.create_role(RoleName="KarpenterNodeRole-someone-else", AssumeRolePolicyDocument="{}")
 
@@ -99,6 +106,7 @@ def world(monkeypatch):
                 "profile": profile(
                     f"{CLUSTER}_123", NODE_ROLE, {f"kubernetes.io/cluster/{CLUSTER}": "owned"}
                 ),
+                "volumes": [volume({VOLUME_TAG: CLUSTER, "CSIVolumeName": f"pvc-{i}"}) for i in range(2)],
             },
             "keep": {
                 "instances": [
@@ -123,6 +131,7 @@ def world(monkeypatch):
                     # Holds our node role but is not tagged as Karpenter's.
                     profile("hand-made", NODE_ROLE, {}),
                 ],
+                "volumes": [volume({VOLUME_TAG: OTHER}), volume({"team": "research"})],
             },
         }
         yield ec2, iam, subnet, resources
@@ -138,12 +147,13 @@ def _live(ec2, ids: list[str]) -> set[str]:
     }
 
 
-def _run(ec2, iam, subnet):
+def _run(ec2, iam, subnet, volume_tag_key=VOLUME_TAG, seconds=30):
     return handler.sweep(
         cluster_name=CLUSTER,
         subnet_ids=[subnet],
         node_role_name=NODE_ROLE,
-        deadline=time.monotonic() + 30,
+        volume_tag_key=volume_tag_key,
+        deadline=time.monotonic() + seconds,
         ec2=ec2,
         iam=iam,
         sleep=lambda _seconds: None,
@@ -156,7 +166,8 @@ def test_removes_exactly_this_clusters_tagged_leftovers(world):
     ours, keep = res["ours"], res["keep"]
 
     assert summary == {
-        "instances": 4, "launch_templates": 2, "instance_profiles": 1, "network_interfaces": 2
+        "instances": 4, "launch_templates": 2, "instance_profiles": 1, "network_interfaces": 2,
+        "volumes": 2,
     }
     assert _live(ec2, ours["instances"] + [ours["eks_tag_instance"]]) == set()
     assert _live(ec2, keep["instances"]) == set(keep["instances"])
@@ -173,12 +184,36 @@ def test_removes_exactly_this_clusters_tagged_leftovers(world):
     assert ours["profile"] not in profiles
     assert set(keep["profiles"]) <= profiles
 
+    volumes = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    assert volumes.isdisjoint(ours["volumes"])
+    assert set(keep["volumes"]) <= volumes
+
+
+def test_retained_data_keeps_its_volumes(world):
+    ec2, iam, subnet, res = world
+    assert _run(ec2, iam, subnet, volume_tag_key="")["volumes"] == 0
+    volumes = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    assert set(res["ours"]["volumes"]) <= volumes
+
+
+def test_attached_volume_is_left_after_a_bounded_wait(world):
+    ec2, iam, subnet, res = world
+    attached = ec2.create_volume(
+        AvailabilityZone=f"{REGION}a", Size=50,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": _tags({VOLUME_TAG: CLUSTER})}],
+    )["VolumeId"]
+    ec2.attach_volume(VolumeId=attached, InstanceId=res["keep"]["instances"][2], Device="/dev/sdf")
+    summary = _run(ec2, iam, subnet, seconds=-1)
+    assert summary["volumes"] == 2
+    assert attached in {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+
 
 def test_second_run_is_a_no_op(world):
     ec2, iam, subnet, _ = world
     _run(ec2, iam, subnet)
     assert _run(ec2, iam, subnet) == {
-        "instances": 0, "launch_templates": 0, "instance_profiles": 0, "network_interfaces": 0
+        "instances": 0, "launch_templates": 0, "instance_profiles": 0, "network_interfaces": 0,
+        "volumes": 0,
     }
 
 
@@ -255,8 +290,10 @@ def test_delete_event_sweeps(world, monkeypatch):
     event = {
         "RequestType": "Delete",
         "PhysicalResourceId": "guard",
-        "ResourceProperties": {"ClusterName": CLUSTER, "SubnetIds": [subnet], "NodeRoleName": NODE_ROLE},
+        "ResourceProperties": {"ClusterName": CLUSTER, "SubnetIds": [subnet],
+                               "NodeRoleName": NODE_ROLE, "VolumeTagKey": VOLUME_TAG},
     }
     result = handler.on_event(event, None)
     assert result["PhysicalResourceId"] == "guard"
     assert result["Data"]["instances"] == "4"
+    assert result["Data"]["volumes"] == "2"

@@ -11,6 +11,10 @@ Only resources tagged for THIS cluster are touched:
 - instance profiles tagged kubernetes.io/cluster/<name>=owned that hold the node role
 - ENIs with status `available` in the cluster's subnets tagged kubernetes.io/cluster/<name>=owned
   or cluster.k8s.amazonaws.com/name=<name> (VPC CNI)
+- only when VolumeTagKey is set (removal_policy: destroy): EBS volumes with status
+  `available` tagged <VolumeTagKey>=<name> (the EBS CSI driver's extraVolumeTags). The system
+  nodes are gone by then, so a volume still attached is waiting to detach; a volume the
+  driver already deleted is simply not found.
 
 Every step lists before it acts, so a second run (CloudFormation retries) finds nothing.
 Waiting is bounded by the Lambda's remaining time; if instances are still shutting down at
@@ -34,6 +38,7 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 # Stop waiting this long before the Lambda would be killed, to report instead of vanishing.
 SAFETY_MARGIN_SECONDS = 60
 POLL_SECONDS = float(os.environ.get("GUARD_POLL_SECONDS", "10"))
+VOLUME_WAIT_SECONDS = 180
 
 
 def on_event(event: dict, context: Any) -> dict:
@@ -46,6 +51,7 @@ def on_event(event: dict, context: Any) -> dict:
         cluster_name=props["ClusterName"],
         subnet_ids=list(props["SubnetIds"]),
         node_role_name=props["NodeRoleName"],
+        volume_tag_key=props.get("VolumeTagKey", ""),
         deadline=deadline,
     )
     LOG.info("teardown guard for %s: %s", props["ClusterName"], summary)
@@ -63,6 +69,7 @@ def sweep(
     subnet_ids: list[str],
     node_role_name: str,
     deadline: float,
+    volume_tag_key: str = "",
     ec2=None,
     iam=None,
     sleep: Callable[[float], None] = time.sleep,
@@ -73,11 +80,13 @@ def sweep(
     templates = delete_launch_templates(ec2, cluster_name)
     profiles = delete_instance_profiles(iam, cluster_name, node_role_name)
     enis = delete_enis(ec2, cluster_name, subnet_ids, deadline, sleep)
+    volumes = delete_volumes(ec2, volume_tag_key, cluster_name, deadline, sleep) if volume_tag_key else 0
     return {
         "instances": terminated,
         "launch_templates": templates,
         "instance_profiles": profiles,
         "network_interfaces": enis,
+        "volumes": volumes,
     }
 
 
@@ -188,6 +197,36 @@ def delete_enis(ec2, cluster_name: str, subnet_ids: list[str], deadline: float, 
         # ENIs of just-terminated instances detach a little after the instance is gone.
         detaching = _cluster_enis(ec2, cluster_name, subnet_ids, ["detaching"])
         if not detaching or time.monotonic() >= deadline:
+            return deleted
+        sleep(POLL_SECONDS)
+
+
+def _cluster_volumes(ec2, tag_key: str, cluster_name: str, status: list[str]) -> list[str]:
+    filters = [
+        {"Name": f"tag:{tag_key}", "Values": [cluster_name]},
+        {"Name": "status", "Values": status},
+    ]
+    return sorted(v["VolumeId"] for v in _paginate(ec2, "describe_volumes", "Volumes", Filters=filters))
+
+
+def delete_volumes(ec2, tag_key: str, cluster_name: str, deadline: float, sleep) -> int:
+    # Volumes of just-terminated nodes take a little while to detach; waiting for them is
+    # bounded so a volume that never detaches costs minutes, not the whole Lambda budget.
+    deadline = min(deadline, time.monotonic() + VOLUME_WAIT_SECONDS)
+    deleted = 0
+    while True:
+        for volume_id in _cluster_volumes(ec2, tag_key, cluster_name, ["available"]):
+            try:
+                ec2.delete_volume(VolumeId=volume_id)
+                deleted += 1
+            except ClientError as err:
+                if _code(err) not in ("InvalidVolume.NotFound", "VolumeInUse"):
+                    raise
+        attached = _cluster_volumes(ec2, tag_key, cluster_name, ["in-use"])
+        if not attached:
+            return deleted
+        if time.monotonic() >= deadline:
+            LOG.warning("volumes of %s still attached, left in place: %s", cluster_name, attached)
             return deleted
         sleep(POLL_SECONDS)
 
