@@ -40,7 +40,7 @@ def nag_requested(app: cdk.App) -> bool:
 
     `make synth|diff|deploy`, the pipeline's synth step (`make synth`) and `make test` (on
     every config under config/) run it; a bare `cdk synth` or `cdk diff` skips it, as it
-    skips cfn-lint: it costs half a second of every synth (`make bench`).
+    skips cfn-lint: it costs about 0.3 s of every synth (`make bench`).
     """
     value = app.node.try_get_context("nag")
     if value is None or isinstance(value, bool):

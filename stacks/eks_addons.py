@@ -38,18 +38,8 @@ class EksAddons(Construct):
         pinned = versions.EKS_ADDONS[kubernetes_version]
         self.addons: dict[str, eks.Addon] = {}
 
-        self.efs_csi_role = pod_identity_role(self, "EfsCsiRole")
-        self.efs_csi_role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name(
-                "service-role/AmazonEFSCSIDriverPolicy"
-            )
-        )
-        self.ebs_csi_role = pod_identity_role(self, "EbsCsiRole")
-        self.ebs_csi_role.add_managed_policy(
-            iam.ManagedPolicy.from_aws_managed_policy_name(
-                "service-role/AmazonEBSCSIDriverPolicy"
-            )
-        )
+        self.efs_csi_role = self._csi_role("EfsCsiRole", "service-role/AmazonEFSCSIDriverPolicy")
+        self.ebs_csi_role = self._csi_role("EbsCsiRole", "service-role/AmazonEBSCSIDriverPolicy")
         pod_identities = {
             "aws-efs-csi-driver": ("efs-csi-controller-sa", self.efs_csi_role),
             "aws-ebs-csi-driver": ("ebs-csi-controller-sa", self.ebs_csi_role),
@@ -83,3 +73,8 @@ class EksAddons(Construct):
             else:
                 addon.node.add_dependency(nodes)
             self.addons[name] = addon
+
+    def _csi_role(self, construct_id: str, managed_policy: str) -> iam.Role:
+        role = pod_identity_role(self, construct_id)
+        role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(managed_policy))
+        return role
