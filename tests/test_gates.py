@@ -1,7 +1,8 @@
-"""The gates that make `cdk deploy` trustworthy without an AWS account.
+"""The gates that make `cdk deploy` trustworthy without an AWS account, on every config in
+config/ and config/examples/.
 
-cfn-lint clean, cdk-nag clean with every acknowledgement justified, deterministic and
-offline synth through the real CDK CLI.
+cfn-lint clean, cdk-nag clean with every acknowledgement justified, every Kubernetes object
+valid against its schema, deterministic and offline synth through the real CDK CLI.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import pytest
 
 from config import load_config
 from tests.tools.cfn_lint import ignored_rules, lint
+from k8s_charts.registry import render
 from tests.tools.configs import all_configs, config_id
+from tests.tools.k8s_schema import schema_errors
 from tests.tools.synth import REPO, synth
 
 CONFIGS = all_configs()
@@ -28,6 +31,13 @@ def test_cfn_lint_clean(config):
     region = load_config(config).region
     findings = [f for file in result.template_files.values() for f in lint(file, [region])]
     assert findings == []
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def test_every_kubernetes_object_matches_its_schema(config):
+    objects = [obj for rendered in render(load_config(config)).values() for obj in rendered]
+    assert objects
+    assert schema_errors(objects) == []
 
 
 def test_every_ignored_cfn_lint_rule_has_a_reason():

@@ -22,7 +22,7 @@ from config.schema import DeploymentConfig
 from k8s_charts import graphs as graph_charts
 from k8s_charts.registry import render
 from tests.conftest import DEFAULT_CONFIG, REPO
-from tests.tools.k8s_schema import dgd_pod_templates, validate_all, validate_pod_template
+from tests.tools.k8s_schema import schema_errors
 
 EXAMPLES = sorted((REPO / "config" / "examples" / "graphs").glob("*.yaml"))
 BASE = {
@@ -42,15 +42,6 @@ def rendered(path: Path) -> list[dict]:
 
 def dgds(path: Path) -> list[dict]:
     return [o for o in rendered(path) if o["kind"] == "DynamoGraphDeployment"]
-
-
-def schema_errors(objects: list[dict]) -> list[str]:
-    errors = validate_all(objects)
-    for obj in objects:
-        if obj["kind"] == "DynamoGraphDeployment":
-            for name, template in dgd_pod_templates(obj):
-                errors += validate_pod_template(template, name.replace("/", "-").lower())
-    return errors
 
 
 def component(dgd: dict, name: str) -> dict:

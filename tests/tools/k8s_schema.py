@@ -117,3 +117,14 @@ def dgd_pod_templates(obj: dict) -> list[tuple[str, dict]]:
         (f"{graph}/{component.get('name')}", component.get("podTemplate", {}))
         for component in obj.get("spec", {}).get("components", [])
     ]
+
+
+def schema_errors(objects: list[dict]) -> list[str]:
+    """Every object against its schema, plus the pod templates embedded in
+    DynamoGraphDeployments against the Kubernetes PodTemplateSpec."""
+    errors = validate_all(objects)
+    for obj in objects:
+        if obj["kind"] == "DynamoGraphDeployment":
+            for name, template in dgd_pod_templates(obj):
+                errors += validate_pod_template(template, name.replace("/", "-").lower())
+    return errors
