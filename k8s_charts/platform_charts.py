@@ -165,12 +165,12 @@ def secrets_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
 
 def model_cache_chart(app: cdk8s.App, cfg: DeploymentConfig, *, file_system_id: str) -> cdk8s.Chart:
     chart = cdk8s.Chart(app, "platform-model-cache")
-    k8s.KubeStorageClass(
+    _storage_class(
         chart,
-        "storage-class",
-        metadata=_meta(MODEL_CACHE_STORAGE_CLASS),
-        provisioner="efs.csi.aws.com",
-        parameters={
+        cfg,
+        MODEL_CACHE_STORAGE_CLASS,
+        "efs.csi.aws.com",
+        {
             # One EFS access point per volume: its own directory and POSIX identity, so any
             # container user can read and write the cache.
             "provisioningMode": "efs-ap",
@@ -178,9 +178,7 @@ def model_cache_chart(app: cdk8s.App, cfg: DeploymentConfig, *, file_system_id: 
             "directoryPerms": "700",
             "basePath": "/dynamo",
         },
-        # Retain in prod: deleting the PVC must not delete hundreds of GB of weights.
-        reclaim_policy="Retain" if cfg.retain_data else "Delete",
-        volume_binding_mode="Immediate",
+        binding="Immediate",
     )
     k8s.KubePersistentVolumeClaim(
         chart,
@@ -201,18 +199,41 @@ def prometheus_storage_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Cha
     """gp3 volumes for Prometheus' TSDB: block storage, because Prometheus does not support
     NFS (the EFS model cache) for its data."""
     chart = cdk8s.Chart(app, "platform-prometheus-storage")
-    k8s.KubeStorageClass(
+    _storage_class(
         chart,
-        "storage-class",
-        metadata=_meta(EBS_STORAGE_CLASS),
-        provisioner="ebs.csi.aws.com",
-        parameters={"type": "gp3", "encrypted": "true"},
-        reclaim_policy="Retain" if cfg.retain_data else "Delete",
+        cfg,
+        EBS_STORAGE_CLASS,
+        "ebs.csi.aws.com",
+        {"type": "gp3", "encrypted": "true"},
         # The volume is made in the zone of the node the pod is scheduled to.
-        volume_binding_mode="WaitForFirstConsumer",
-        allow_volume_expansion=True,
+        binding="WaitForFirstConsumer",
+        expandable=True,
     )
     return chart
+
+
+def _storage_class(
+    chart: cdk8s.Chart,
+    cfg: DeploymentConfig,
+    name: str,
+    provisioner: str,
+    parameters: dict[str, str],
+    *,
+    binding: str,
+    expandable: bool = False,
+) -> k8s.KubeStorageClass:
+    return k8s.KubeStorageClass(
+        chart,
+        "storage-class",
+        metadata=_meta(name),
+        provisioner=provisioner,
+        parameters=parameters,
+        # Retained environments keep a volume when its claim goes: hundreds of GB of
+        # weights, or the metrics history.
+        reclaim_policy="Retain" if cfg.retain_data else "Delete",
+        volume_binding_mode=binding,
+        allow_volume_expansion=expandable or None,
+    )
 
 
 def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelings]:
