@@ -111,56 +111,46 @@ def secrets_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
             conditions=[eso.ClusterSecretStoreSpecConditions(namespaces=consumers)],
         ),
     )
-    store_ref = eso.ExternalSecretSpecSecretStoreRef(
-        name=CLUSTER_SECRET_STORE, kind=eso.ExternalSecretSpecSecretStoreRefKind.CLUSTER_SECRET_STORE
+    _synced_secret(
+        chart, HF_TOKEN_SECRET, INFERENCE_NAMESPACE,
+        [(HF_TOKEN_KEY, hf_token_secret_name(cfg.cluster.name), None)],
     )
-    eso.ExternalSecret(
+    if cfg.platform.monitoring.enabled:
+        remote = grafana_admin_secret_name(cfg.cluster.name)
+        _synced_secret(
+            chart, GRAFANA_ADMIN_SECRET, MONITORING_NAMESPACE,
+            [(key, remote, key) for key in (GRAFANA_ADMIN_USER_KEY, GRAFANA_ADMIN_PASSWORD_KEY)],
+        )
+    return chart
+
+
+def _synced_secret(
+    chart: cdk8s.Chart, name: str, namespace: str, data: list[tuple[str, str, str | None]]
+) -> eso.ExternalSecret:
+    """A Kubernetes Secret `name` kept in sync from Secrets Manager through the cluster store;
+    `data` is (key in the Secret, Secrets Manager secret, JSON property or None)."""
+    return eso.ExternalSecret(
         chart,
-        "hf-token",
-        metadata=cdk8s.ApiObjectMetadata(name=HF_TOKEN_SECRET, namespace=INFERENCE_NAMESPACE),
+        name,
+        metadata=cdk8s.ApiObjectMetadata(name=name, namespace=namespace),
         spec=eso.ExternalSecretSpec(
             refresh_interval=SECRET_REFRESH,
-            secret_store_ref=store_ref,
+            secret_store_ref=eso.ExternalSecretSpecSecretStoreRef(
+                name=CLUSTER_SECRET_STORE,
+                kind=eso.ExternalSecretSpecSecretStoreRefKind.CLUSTER_SECRET_STORE,
+            ),
             target=eso.ExternalSecretSpecTarget(
-                name=HF_TOKEN_SECRET,
-                creation_policy=eso.ExternalSecretSpecTargetCreationPolicy.OWNER,
+                name=name, creation_policy=eso.ExternalSecretSpecTargetCreationPolicy.OWNER
             ),
             data=[
                 eso.ExternalSecretSpecData(
-                    secret_key=HF_TOKEN_KEY,
-                    remote_ref=eso.ExternalSecretSpecDataRemoteRef(
-                        key=hf_token_secret_name(cfg.cluster.name)
-                    ),
+                    secret_key=key,
+                    remote_ref=eso.ExternalSecretSpecDataRemoteRef(key=remote, property=prop),
                 )
+                for key, remote, prop in data
             ],
         ),
     )
-    if cfg.platform.monitoring.enabled:
-        eso.ExternalSecret(
-            chart,
-            "grafana-admin",
-            metadata=cdk8s.ApiObjectMetadata(
-                name=GRAFANA_ADMIN_SECRET, namespace=MONITORING_NAMESPACE
-            ),
-            spec=eso.ExternalSecretSpec(
-                refresh_interval=SECRET_REFRESH,
-                secret_store_ref=store_ref,
-                target=eso.ExternalSecretSpecTarget(
-                    name=GRAFANA_ADMIN_SECRET,
-                    creation_policy=eso.ExternalSecretSpecTargetCreationPolicy.OWNER,
-                ),
-                data=[
-                    eso.ExternalSecretSpecData(
-                        secret_key=key,
-                        remote_ref=eso.ExternalSecretSpecDataRemoteRef(
-                            key=grafana_admin_secret_name(cfg.cluster.name), property=key
-                        ),
-                    )
-                    for key in (GRAFANA_ADMIN_USER_KEY, GRAFANA_ADMIN_PASSWORD_KEY)
-                ],
-            ),
-        )
-    return chart
 
 
 def model_cache_chart(app: cdk8s.App, cfg: DeploymentConfig, *, file_system_id: str) -> cdk8s.Chart:
