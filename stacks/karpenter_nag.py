@@ -95,9 +95,11 @@ def _acknowledge_guard(guard, region: str, account: str, profiles: str) -> None:
             policy,
             _IAM5.format(f"{ec2}:{kind}/*"),
             "Teardown guard deletes leftovers whose ids it only learns at delete time; every "
-            "delete/terminate statement requires this cluster's tag (kubernetes.io/cluster/"
-            "<cluster>=owned, eks:eks-cluster-name, karpenter.k8s.aws/cluster, "
-            "cluster.k8s.amazonaws.com/name or, for EBS volumes, dynamo-eks/cluster).",
+            "delete/terminate statement requires this cluster's tag as Karpenter 1.14.1 applies "
+            "it (kubernetes.io/cluster/<cluster>=owned or eks:eks-cluster-name=<cluster>, with "
+            "karpenter.sh/nodepool on instances and volumes and karpenter.k8s.aws/ec2nodeclass "
+            "on launch templates), the VPC CNI's cluster.k8s.amazonaws.com/name on ENIs, or "
+            "dynamo-eks/cluster on EBS CSI volumes.",
         )
     acknowledge(
         policy,

@@ -1,7 +1,8 @@
 """Teardown guard: a custom resource whose Delete sweeps what Karpenter and the VPC CNI left
 (instances, launch templates, instance profiles, available ENIs) so the cluster, the node
 role and the VPC can be deleted, and, unless data is retained, the EBS volumes the EBS CSI
-driver made for this cluster (Prometheus), which would otherwise outlive it and bill.
+driver made for this cluster (Prometheus) and Karpenter node volumes left detached, which
+would otherwise outlive it and bill.
 The handler is stacks/teardown_guard_handler/index.py.
 
 Every mutating permission is conditioned on this cluster's tags, so the guard cannot touch
@@ -24,6 +25,16 @@ from config import versions
 from stacks.names import VOLUME_CLUSTER_TAG_KEY
 
 HANDLER_DIR = Path(__file__).parent / "teardown_guard_handler"
+
+# Karpenter 1.14.1's tags, as in the handler (tests/test_teardown_guard.py holds both to
+# tests/data/karpenter/resource-tags-v1.14.1.json, read from Karpenter's source).
+CLUSTER_OWNED_TAG_KEY = "kubernetes.io/cluster/{cluster}"
+CLUSTER_OWNED_TAG_VALUE = "owned"
+EKS_CLUSTER_NAME_TAG_KEY = "eks:eks-cluster-name"
+NODEPOOL_TAG_KEY = "karpenter.sh/nodepool"
+NODECLASS_TAG_KEY = "karpenter.k8s.aws/ec2nodeclass"
+# Not Karpenter's: the VPC CNI's cluster tag on the ENIs it creates.
+VPC_CNI_CLUSTER_TAG_KEY = "cluster.k8s.amazonaws.com/name"
 
 
 class TeardownGuard(Construct):
@@ -95,18 +106,27 @@ def guard_statements(
 ) -> list[iam.PolicyStatement]:
     partition, region, account = stack.partition, stack.region, stack.account
     ec2_arn = f"arn:{partition}:ec2:{region}:{account}"
-    owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
-    karpenter_made = {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
+
+    def tag(key: str) -> str:
+        return f"aws:ResourceTag/{key.format(cluster=cluster_name)}"
+
+    owned = {tag(CLUSTER_OWNED_TAG_KEY): CLUSTER_OWNED_TAG_VALUE}
+    eks_named = {tag(EKS_CLUSTER_NAME_TAG_KEY): cluster_name}
+    karpenter_made = {tag(NODEPOOL_TAG_KEY): "*"}
     profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
     volume_statements = [
         iam.PolicyStatement(
             sid="DeleteClusterVolumes",
             actions=["ec2:DeleteVolume"],
             resources=[f"{ec2_arn}:volume/*"],
-            conditions={
-                "StringEquals": {f"aws:ResourceTag/{VOLUME_CLUSTER_TAG_KEY}": cluster_name}
-            },
-        )
+            conditions={"StringEquals": {tag(VOLUME_CLUSTER_TAG_KEY): cluster_name}},
+        ),
+        iam.PolicyStatement(
+            sid="DeleteKarpenterNodeVolumes",
+            actions=["ec2:DeleteVolume"],
+            resources=[f"{ec2_arn}:volume/*"],
+            conditions={"StringEquals": eks_named, "StringLike": karpenter_made},
+        ),
     ] if delete_volumes else []
     return [
         # Describe calls have no resource-level permissions; the region condition is the
@@ -132,18 +152,14 @@ def guard_statements(
             sid="TerminateClusterNodesByEksTag",
             actions=["ec2:TerminateInstances"],
             resources=[f"{ec2_arn}:instance/*"],
-            conditions={
-                "StringEquals": {"aws:ResourceTag/eks:eks-cluster-name": cluster_name},
-                "StringLike": karpenter_made,
-            },
+            conditions={"StringEquals": eks_named, "StringLike": karpenter_made},
         ),
         iam.PolicyStatement(
             sid="DeleteClusterLaunchTemplates",
             actions=["ec2:DeleteLaunchTemplate"],
             resources=[f"{ec2_arn}:launch-template/*"],
-            conditions={
-                "StringEquals": {"aws:ResourceTag/karpenter.k8s.aws/cluster": cluster_name}
-            },
+            # EKS managed node group templates carry no EC2NodeClass tag.
+            conditions={"StringEquals": eks_named, "StringLike": {tag(NODECLASS_TAG_KEY): "*"}},
         ),
         iam.PolicyStatement(
             sid="DeleteClusterEnis",
@@ -155,9 +171,7 @@ def guard_statements(
             sid="DeleteClusterCniEnis",
             actions=["ec2:DeleteNetworkInterface"],
             resources=[f"{ec2_arn}:network-interface/*"],
-            conditions={
-                "StringEquals": {"aws:ResourceTag/cluster.k8s.amazonaws.com/name": cluster_name}
-            },
+            conditions={"StringEquals": {tag(VPC_CNI_CLUSTER_TAG_KEY): cluster_name}},
         ),
         iam.PolicyStatement(
             sid="ReadInstanceProfiles",

@@ -4,17 +4,21 @@ Runs after the NodePools and the Karpenter release are gone and before the EKS c
 node role and (in the Network stack) the VPC. Anything still here would block those
 deletes: instances hold ENIs and security groups, instance profiles hold the node role.
 
-Only resources tagged for THIS cluster are touched:
+Only resources tagged for THIS cluster are touched. The tags are the ones Karpenter 1.14.1
+applies (read from its source into tests/data/karpenter/resource-tags-v1.14.1.json by
+tools/karpenter_tags.py; tests/test_teardown_guard.py holds the constants below to it):
 - EC2 instances tagged karpenter.sh/nodepool AND (kubernetes.io/cluster/<name>=owned OR
   eks:eks-cluster-name=<name>)
-- launch templates tagged karpenter.k8s.aws/cluster=<name>
+- launch templates tagged eks:eks-cluster-name=<name> AND karpenter.k8s.aws/ec2nodeclass
+  (how Karpenter finds its own; EKS managed node group templates lack the nodeclass tag)
 - instance profiles tagged kubernetes.io/cluster/<name>=owned that hold the node role
 - ENIs with status `available` in the cluster's subnets tagged kubernetes.io/cluster/<name>=owned
-  or cluster.k8s.amazonaws.com/name=<name> (VPC CNI)
+  (Karpenter, through its launch templates) or cluster.k8s.amazonaws.com/name=<name> (VPC CNI)
 - only when VolumeTagKey is set (removal_policy: destroy): EBS volumes with status
-  `available` tagged <VolumeTagKey>=<name> (the EBS CSI driver's extraVolumeTags). The system
-  nodes are gone by then, so a volume still attached is waiting to detach; a volume the
-  driver already deleted is simply not found.
+  `available` tagged <VolumeTagKey>=<name> (the EBS CSI driver's extraVolumeTags) or
+  Karpenter's eks:eks-cluster-name=<name> AND karpenter.sh/nodepool (node volumes created
+  with deleteOnTermination: false). The system nodes are gone by then, so a volume still
+  attached is waiting to detach; a volume already deleted is simply not found.
 
 Every step lists before it acts, so a second run (CloudFormation retries) finds nothing.
 Waiting is bounded by the Lambda's remaining time; if instances are still shutting down at
@@ -39,6 +43,33 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 SAFETY_MARGIN_SECONDS = 60
 POLL_SECONDS = float(os.environ.get("GUARD_POLL_SECONDS", "10"))
 VOLUME_WAIT_SECONDS = 180
+
+# Tags Karpenter 1.14.1 puts on what it creates ("{cluster}" is the cluster name). Mirrored
+# in the IAM conditions of stacks/teardown_guard.py; both are tested against the record.
+CLUSTER_OWNED_TAG_KEY = "kubernetes.io/cluster/{cluster}"
+CLUSTER_OWNED_TAG_VALUE = "owned"
+EKS_CLUSTER_NAME_TAG_KEY = "eks:eks-cluster-name"
+NODEPOOL_TAG_KEY = "karpenter.sh/nodepool"
+NODECLASS_TAG_KEY = "karpenter.k8s.aws/ec2nodeclass"
+# Which of them the guard relies on, per resource kind: {tag key: value or None for "any"}.
+KARPENTER_TAGS: dict[str, dict[str, str | None]] = {
+    "instance": {
+        CLUSTER_OWNED_TAG_KEY: CLUSTER_OWNED_TAG_VALUE,
+        EKS_CLUSTER_NAME_TAG_KEY: "{cluster}",
+        NODEPOOL_TAG_KEY: None,
+    },
+    "launch-template": {EKS_CLUSTER_NAME_TAG_KEY: "{cluster}", NODECLASS_TAG_KEY: None},
+    "instance-profile": {CLUSTER_OWNED_TAG_KEY: CLUSTER_OWNED_TAG_VALUE},
+    "network-interface": {CLUSTER_OWNED_TAG_KEY: CLUSTER_OWNED_TAG_VALUE},
+    "volume": {EKS_CLUSTER_NAME_TAG_KEY: "{cluster}", NODEPOOL_TAG_KEY: None},
+}
+# Not Karpenter's: the VPC CNI tags the ENIs it creates with the cluster name
+# (eniClusterTagKey in amazon-vpc-cni-k8s pkg/awsutils).
+VPC_CNI_CLUSTER_TAG_KEY = "cluster.k8s.amazonaws.com/name"
+
+
+def owned_key(cluster_name: str) -> str:
+    return CLUSTER_OWNED_TAG_KEY.format(cluster=cluster_name)
 
 
 def on_event(event: dict, context: Any) -> dict:
@@ -98,12 +129,12 @@ def _paginate(client, operation: str, key: str, **kwargs) -> Iterable[dict]:
 def cluster_instances(ec2, cluster_name: str) -> list[str]:
     found: set[str] = set()
     for cluster_filter in (
-        {"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned"]},
-        {"Name": "tag:eks:eks-cluster-name", "Values": [cluster_name]},
+        {"Name": f"tag:{owned_key(cluster_name)}", "Values": [CLUSTER_OWNED_TAG_VALUE]},
+        {"Name": f"tag:{EKS_CLUSTER_NAME_TAG_KEY}", "Values": [cluster_name]},
     ):
         filters = [
             cluster_filter,
-            {"Name": "tag-key", "Values": ["karpenter.sh/nodepool"]},
+            {"Name": "tag-key", "Values": [NODEPOOL_TAG_KEY]},
             {"Name": "instance-state-name", "Values": LIVE_STATES},
         ]
         for reservation in _paginate(ec2, "describe_instances", "Reservations", Filters=filters):
@@ -130,9 +161,17 @@ def terminate_instances(ec2, cluster_name: str, deadline: float, sleep) -> int:
 
 
 def delete_launch_templates(ec2, cluster_name: str) -> int:
-    filters = [{"Name": "tag:karpenter.k8s.aws/cluster", "Values": [cluster_name]}]
+    # As Karpenter's own DeleteAll: this cluster's name AND an EC2NodeClass. The second filter
+    # keeps EKS managed node group (and hand-made) templates of the cluster out.
+    filters = [
+        {"Name": f"tag:{EKS_CLUSTER_NAME_TAG_KEY}", "Values": [cluster_name]},
+        {"Name": "tag-key", "Values": [NODECLASS_TAG_KEY]},
+    ]
     deleted = 0
     for template in list(_paginate(ec2, "describe_launch_templates", "LaunchTemplates", Filters=filters)):
+        tags = {tag["Key"]: tag["Value"] for tag in template.get("Tags", [])}
+        if tags.get(EKS_CLUSTER_NAME_TAG_KEY) != cluster_name or NODECLASS_TAG_KEY not in tags:
+            continue  # the filters are the contract; this guards against a lax implementation
         try:
             ec2.delete_launch_template(LaunchTemplateId=template["LaunchTemplateId"])
             deleted += 1
@@ -144,7 +183,7 @@ def delete_launch_templates(ec2, cluster_name: str) -> int:
 
 def delete_instance_profiles(iam, cluster_name: str, node_role_name: str) -> int:
     deleted = 0
-    owned_key = f"kubernetes.io/cluster/{cluster_name}"
+    owned = owned_key(cluster_name)
     for profile in list(_paginate(iam, "list_instance_profiles", "InstanceProfiles")):
         roles = [role["RoleName"] for role in profile.get("Roles", [])]
         # Cheap filter first (Karpenter's profiles hold our node role), then the tag decides.
@@ -153,7 +192,7 @@ def delete_instance_profiles(iam, cluster_name: str, node_role_name: str) -> int
         name = profile["InstanceProfileName"]
         detail = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
         tags = {tag["Key"]: tag["Value"] for tag in detail.get("Tags", [])}
-        if tags.get(owned_key) != "owned":
+        if tags.get(owned) != CLUSTER_OWNED_TAG_VALUE:
             continue
         try:
             for role in roles:
@@ -169,8 +208,8 @@ def delete_instance_profiles(iam, cluster_name: str, node_role_name: str) -> int
 def _cluster_enis(ec2, cluster_name: str, subnet_ids: list[str], status: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for tag_filter in (
-        {"Name": f"tag:kubernetes.io/cluster/{cluster_name}", "Values": ["owned"]},
-        {"Name": "tag:cluster.k8s.amazonaws.com/name", "Values": [cluster_name]},
+        {"Name": f"tag:{owned_key(cluster_name)}", "Values": [CLUSTER_OWNED_TAG_VALUE]},
+        {"Name": f"tag:{VPC_CNI_CLUSTER_TAG_KEY}", "Values": [cluster_name]},
     ):
         filters = [
             tag_filter,
@@ -202,11 +241,19 @@ def delete_enis(ec2, cluster_name: str, subnet_ids: list[str], deadline: float, 
 
 
 def _cluster_volumes(ec2, tag_key: str, cluster_name: str, status: list[str]) -> list[str]:
-    filters = [
-        {"Name": f"tag:{tag_key}", "Values": [cluster_name]},
-        {"Name": "status", "Values": status},
-    ]
-    return sorted(v["VolumeId"] for v in _paginate(ec2, "describe_volumes", "Volumes", Filters=filters))
+    found: set[str] = set()
+    for tag_filters in (
+        # The EBS CSI driver's volumes (extraVolumeTags).
+        [{"Name": f"tag:{tag_key}", "Values": [cluster_name]}],
+        # Karpenter's node volumes (CreateFleet tags them like the instance).
+        [
+            {"Name": f"tag:{EKS_CLUSTER_NAME_TAG_KEY}", "Values": [cluster_name]},
+            {"Name": "tag-key", "Values": [NODEPOOL_TAG_KEY]},
+        ],
+    ):
+        filters = [*tag_filters, {"Name": "status", "Values": status}]
+        found.update(v["VolumeId"] for v in _paginate(ec2, "describe_volumes", "Volumes", Filters=filters))
+    return sorted(found)
 
 
 def delete_volumes(ec2, tag_key: str, cluster_name: str, deadline: float, sleep) -> int:
