@@ -83,6 +83,7 @@ class GraphPlan:
     checked: bool
     note: str
     roles: list[RolePlan] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # legal but wasteful choices
 
     @property
     def usd_per_hour(self) -> float | None:
@@ -217,19 +218,34 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
 WORKER_HOST_GB = 16
 
 
+def offload_host_gb(graph: GraphConfig, role: WorkerRole) -> int:
+    """Host memory of the KV CPU tier in one pod. SGLang's HiCache keeps a pool of
+    `--hicache-size` per tensor-parallel rank; KVBM sizes one tier per worker."""
+    offload = graph.kv_offload
+    if graph.backend == "sglang":
+        return offload.cpu_cache_gb * role.gpus_per_pod
+    return offload.cpu_cache_gb
+
+
 def _check_host_memory(graph: GraphConfig, role: WorkerRole, instance: GpuInstance) -> None:
     offload = graph.kv_offload
     if not offload.enabled or role.disaggregation_mode == "decode":
         return
     pods_per_node = max(1, instance.gpus // max(1, role.gpus_per_pod))
     host_gb = instance.memory_gib * GIB / GB / pods_per_node
-    need = offload.cpu_cache_gb + WORKER_HOST_GB
+    tier = offload_host_gb(graph, role)
+    need = tier + WORKER_HOST_GB
     if need > host_gb * 0.9:
+        per_rank = graph.backend == "sglang" and role.gpus_per_pod > 1
+        what = (
+            f"kv_offload.cpu_cache_gb {offload.cpu_cache_gb} x {role.gpus_per_pod} TP ranks"
+            if per_rank else f"kv_offload.cpu_cache_gb {offload.cpu_cache_gb}"
+        )
+        fit = max(0, int(host_gb * 0.9) - WORKER_HOST_GB) // (role.gpus_per_pod if per_rank else 1)
         raise CapacityError(
-            f"graph '{graph.name}': {role.name}: kv_offload.cpu_cache_gb {offload.cpu_cache_gb} + "
-            f"{WORKER_HOST_GB} GB for the engine needs {need} GB of host memory per pod but "
-            f"{instance.name} has {host_gb:.0f} GB per pod ({instance.memory_gib} GiB shared by "
-            f"{pods_per_node}); lower cpu_cache_gb to {max(0, int(host_gb * 0.9) - WORKER_HOST_GB)} "
+            f"graph '{graph.name}': {role.name}: {what} + {WORKER_HOST_GB} GB for the engine needs "
+            f"{need} GB of host memory per pod but {instance.name} has {host_gb:.0f} GB per pod "
+            f"({instance.memory_gib} GiB shared by {pods_per_node}); lower cpu_cache_gb to {fit} "
             "or use an instance type with more memory"
         )
 
@@ -267,6 +283,7 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
     max_len = graph.effective_max_model_len() or spec.max_context
     roles: list[RolePlan] = []
     notes: list[str] = []
+    warnings: list[str] = []
     for role in graph.worker_roles():
         config = role.config
         problem = parallelism_problem(spec, config.tensor_parallel_size)
@@ -294,10 +311,36 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
             check_fit(graph, role, spec, role_fit)
             fits_found.append(role_fit)
         cheapest = min(fits_found, key=lambda f: f.instance.on_demand_usd_per_hour)
+        if config.nodes > 1:
+            warning = _single_node_warning(graph, role, spec, cheapest.instance, max_len)
+            if warning:
+                warnings.append(warning)
         count = _node_count(cheapest.instance, gpus_per_pod, config.replicas * config.nodes)
         roles.append(RolePlan(
             role.name, config.replicas, config.tensor_parallel_size, config.nodes, cheapest,
             count, count * cheapest.instance.on_demand_usd_per_hour,
         ))
     checked = all(role.fit is not None for role in roles)
-    return GraphPlan(checked=checked, note="; ".join(notes) or "ok", roles=roles, **base)
+    return GraphPlan(checked=checked, note="; ".join(notes) or "ok", roles=roles, warnings=warnings, **base)
+
+
+def _single_node_warning(
+    graph: GraphConfig, role: WorkerRole, spec: ModelSpec, instance: GpuInstance, max_len: int
+) -> str | None:
+    """A multinode role whose model would fit one node: tensor parallelism across nodes
+    all-reduces over the network on every layer, so one node is faster and cheaper."""
+    tp = instance.gpus
+    if parallelism_problem(spec, tp):
+        return None
+    trial = fit_role(
+        spec, instance, tensor_parallel=tp, nodes=1, utilization=graph.gpu_memory_utilization,
+        max_model_len=max_len, backend=graph.backend,
+    )
+    if not fits(trial):
+        return None
+    return (
+        f"graph '{graph.name}': {role.name} spans {role.config.nodes} nodes but fits one "
+        f"{instance.name} with tensor_parallel_size {tp} ({trial.concurrent_sequences} sequences of "
+        f"{max_len:,} tokens); tensor parallelism across nodes all-reduces over the network on every "
+        f"layer, so set {role.name}.nodes: 1, tensor_parallel_size: {tp} and a disagg topology"
+    )

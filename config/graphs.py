@@ -9,6 +9,7 @@ DeploymentConfig once every section is validated.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -17,7 +18,9 @@ from pydantic import Field, field_validator, model_validator
 
 from config.base import DnsLabel, StrictModel
 from config.catalog.instances import INSTANCE_TYPES, GpuInstance
-from config.catalog.models import ModelSpec, find_model
+from config.catalog.dynamo_parsers import REASONING_PARSERS
+from config.catalog.models import ModelSpec, find_model, reasoning_parser_for
+from config.versions import DYNAMO
 
 if TYPE_CHECKING:
     from config.schema import DeploymentConfig
@@ -47,6 +50,8 @@ _MANAGED_FLAGS = {
     "--mem-fraction-static": "gpu_memory_utilization",
     "--free-gpu-memory-fraction": "gpu_memory_utilization",
     "--connector": "kv_offload",
+    "--dyn-reasoning-parser": "reasoning_parser",
+    "--override-engine-args": "the graph's engine settings (TRT-LLM: add keys through trtllm_engine_args)",
 }
 
 
@@ -83,35 +88,113 @@ class FrontendConfig(StrictModel):
 
 
 class PlannerConfig(StrictModel):
-    """Dynamo Planner: SLA-driven autoscaling of the worker roles (scaling adapters)."""
+    """Dynamo Planner: autoscaling of the worker roles through scaling adapters.
+
+    Field names are ours; ``k8s_charts.graphs.planner_config`` maps them onto the keys of
+    Dynamo 1.6.1's ``PlannerConfig``, and a test feeds every rendered blob to that class.
+    """
 
     enabled: bool = Field(False, description="Add a Planner component that scales the workers.")
     optimization_target: Literal["throughput", "latency", "load", "sla"] = Field(
-        "sla", description="How the Planner decides to scale (sla uses ttft_ms / itl_ms)."
+        "sla",
+        description="sla: meet ttft_ms / itl_ms; throughput | latency: built-in queue and KV "
+        "thresholds; load: the *_queue_tokens / *_kv_rate thresholds below.",
     )
-    ttft_ms: float = Field(500.0, gt=0, le=600000, description="Time-to-first-token target (ms).")
-    itl_ms: float = Field(50.0, gt=0, le=60000, description="Inter-token latency target (ms).")
+    ttft_ms: float = Field(
+        500.0, gt=0, le=600000, description="Time-to-first-token target (ms); optimization_target sla only."
+    )
+    itl_ms: float = Field(
+        50.0, gt=0, le=60000, description="Inter-token latency target (ms); optimization_target sla only."
+    )
     enable_throughput_scaling: bool = Field(
-        False, description="Predictive scaling; needs profiling data and a disaggregated graph."
+        False,
+        description="Predictive scaling; needs profiling data, a disaggregated graph and "
+        "optimization_target sla.",
     )
     enable_load_scaling: bool = Field(True, description="Reactive scaling from live engine metrics.")
     max_gpu_budget: int = Field(
         8, ge=1, le=1024, description="Most GPUs the Planner may use for this graph (cost cap)."
     )
     min_replicas: int = Field(1, ge=1, le=64, description="Fewest replicas per scaled role.")
+    prefill_scale_up_queue_tokens: int | None = Field(
+        None, ge=1, description="optimization_target load: add prefill workers above this many queued "
+        "prefill tokens per worker."
+    )
+    prefill_scale_down_queue_tokens: int | None = Field(
+        None, ge=0, description="optimization_target load: remove prefill workers below this many "
+        "queued prefill tokens per worker."
+    )
+    decode_scale_up_kv_rate: float | None = Field(
+        None, gt=0, le=100, description="optimization_target load: add decode workers above this KV-cache "
+        "utilisation (percent)."
+    )
+    decode_scale_down_kv_rate: float | None = Field(
+        None, ge=0, lt=100, description="optimization_target load: remove decode workers below this "
+        "KV-cache utilisation (percent)."
+    )
 
     @model_validator(mode="after")
-    def _some_scaling(self) -> PlannerConfig:
-        if (
-            self.enabled
-            and self.optimization_target == "sla"
-            and not (self.enable_throughput_scaling or self.enable_load_scaling)
+    def _consistent(self) -> PlannerConfig:
+        if not self.enabled:
+            return self
+        if self.optimization_target == "sla" and not (
+            self.enable_throughput_scaling or self.enable_load_scaling
         ):
             raise ValueError(
                 "optimization_target sla needs enable_throughput_scaling or "
                 "enable_load_scaling; set enable_load_scaling: true"
             )
+        if self.optimization_target != "sla":
+            # Dynamo's PlannerConfig silently turns these off/ignores them for other targets.
+            if self.enable_throughput_scaling:
+                raise ValueError(
+                    f"enable_throughput_scaling needs optimization_target sla (Dynamo ignores it "
+                    f"for {self.optimization_target}); set optimization_target: sla or "
+                    "enable_throughput_scaling: false"
+                )
+            stray = sorted({"ttft_ms", "itl_ms"} & self.model_fields_set)
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} apply only to optimization_target sla; remove them or set "
+                    "optimization_target: sla"
+                )
+        thresholds = [
+            "prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens",
+            "decode_scale_up_kv_rate", "decode_scale_down_kv_rate",
+        ]
+        if self.optimization_target != "load":
+            stray = [name for name in thresholds if getattr(self, name) is not None]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} apply only to optimization_target load; remove them or set "
+                    "optimization_target: load"
+                )
         return self
+
+    def load_threshold_problem(self, disaggregated: bool) -> str | None:
+        """What optimization_target load is missing for this topology (Dynamo refuses to start)."""
+        if not self.enabled or self.optimization_target != "load":
+            return None
+        pairs = [("decode_scale_up_kv_rate", "decode_scale_down_kv_rate", "50 and 20")]
+        if disaggregated:
+            pairs.insert(0, ("prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens", "8192 and 1024"))
+        for up, down, example in pairs:
+            up_value, down_value = getattr(self, up), getattr(self, down)
+            if up_value is None or down_value is None:
+                return (
+                    f"planner.optimization_target load needs planner.{up} and planner.{down} "
+                    f"(e.g. {example})"
+                )
+            if up_value <= down_value:
+                return f"planner.{up} ({up_value:g}) must be greater than planner.{down} ({down_value:g})"
+        if not disaggregated:
+            stray = [
+                name for name in ("prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens")
+                if getattr(self, name) is not None
+            ]
+            if stray:
+                return f"{', '.join('planner.' + n for n in stray)} apply only to disaggregated graphs; remove them"
+        return None
 
 
 class KvOffloadConfig(StrictModel):
@@ -178,6 +261,11 @@ class GraphConfig(StrictModel):
     )
     model: str = Field(description="Hugging Face model id, e.g. deepseek-ai/DeepSeek-R1-Distill-Llama-8B.")
     served_model_name: str | None = Field(None, description="Name clients use; default: model.")
+    reasoning_parser: str | None = Field(
+        None,
+        description="Dynamo reasoning parser that moves reasoning text out of `content` (e.g. "
+        "deepseek_r1, qwen3); null = the model catalog's choice; none = off.",
+    )
     max_model_len: int | None = Field(
         None, ge=256, le=10_000_000, description="Context length the engine starts with; null = the model's maximum."
     )
@@ -289,6 +377,12 @@ class GraphConfig(StrictModel):
         spec = self.model_spec_resolved()
         return spec.max_context if spec else None
 
+    def effective_reasoning_parser(self) -> str | None:
+        """The parser Dynamo runs on this graph's output (None: no reasoning parsing)."""
+        if self.reasoning_parser == "none" or not self.uses_gpus:
+            return None
+        return self.reasoning_parser or reasoning_parser_for(self.model)
+
     def frontend_service(self) -> str:
         """Service the Dynamo operator creates for the frontend component."""
         return f"{self.name}-frontend"
@@ -346,6 +440,27 @@ def _graph_problem(graph: GraphConfig) -> str | None:
             "planner throughput scaling supports only disaggregated graphs; set "
             "planner.enable_throughput_scaling: false (load scaling works for agg)"
         )
+    problem = planner.load_threshold_problem(graph.disaggregated)
+    if problem:
+        return problem
+    if planner.enabled:
+        for role in roles:
+            if "replicas" in role.config.model_fields_set:
+                return (
+                    f"{role.name}.replicas is set but the Planner owns the replicas of scaled roles "
+                    f"(the operator refuses anyone else's change); remove {role.name}.replicas and "
+                    "set planner.min_replicas"
+                )
+    parser = graph.reasoning_parser
+    if parser is not None and parser != "none" and parser not in REASONING_PARSERS:
+        close = difflib.get_close_matches(parser, sorted(REASONING_PARSERS), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return (
+            f"reasoning_parser '{parser}' is not one of Dynamo {DYNAMO}'s parsers; {hint}use none or one "
+            f"of {', '.join(sorted(REASONING_PARSERS)[:8])}, ... (config/catalog/dynamo_parsers.json)"
+        )
+    if graph.backend == "mocker" and parser not in (None, "none"):
+        return "the mocker backend takes no reasoning_parser; remove it"
     spec = graph.model_spec_resolved()
     if spec and graph.max_model_len and graph.max_model_len > spec.max_context:
         return (
@@ -402,13 +517,27 @@ def role_instance_types(
     return [instance], None
 
 
+def efa_interfaces_per_pod(cfg: DeploymentConfig, role: WorkerRole) -> int:
+    """EFA devices one pod of the role gets: the node's interfaces shared out by its GPUs, on
+    the EFA type with the fewest interfaces per GPU. 0 when a pod's share is less than one
+    interface: requesting a whole one would leave the node's other GPUs idle."""
+    types, _ = role_instance_types(cfg, role)
+    candidates = [t for t in types or [] if t.efa and t.gpus >= role.gpus_per_pod]
+    if not candidates:
+        return 0
+    return min(t.efa_interfaces * role.gpus_per_pod // t.gpus for t in candidates)
+
+
 def role_efa(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> bool:
-    """EFA for a role: the graph's explicit setting, else whether its pool is an EFA pool."""
+    """EFA for a role: the graph's explicit setting, else on where the role's pool is an EFA
+    pool and each pod gets at least one whole interface."""
+    if not graph.uses_gpus:
+        return False
     if graph.efa is not None:
-        return graph.efa and graph.uses_gpus
+        return graph.efa
     pools = {pool.name: pool for pool in cfg.karpenter.pools()}
     pool = pools.get(role.node_pool or "")
-    return bool(pool and pool.efa and graph.uses_gpus)
+    return bool(pool and pool.efa) and efa_interfaces_per_pod(cfg, role) >= 1
 
 
 def check_graphs(cfg: DeploymentConfig) -> list[str]:
@@ -474,12 +603,6 @@ def _cross_section_problem(cfg: DeploymentConfig, graph: GraphConfig) -> str | N
         if problem:
             return f"graph '{graph.name}': {problem}"
         if role_efa(cfg, graph, role):
-            if graph.backend == "vllm" and graph.kv_offload.enabled and graph.disaggregated:
-                return (
-                    f"graph '{graph.name}': KVBM offload on a disaggregated vLLM graph uses "
-                    "Dynamo's --connector kvbm nixl, which cannot select NIXL's EFA "
-                    "(LIBFABRIC) backend; set efa: false or use an aggregated topology"
-                )
             types, _ = role_instance_types(cfg, role)
             lacking = [t.name for t in types or [] if not t.efa]
             if lacking:
@@ -487,6 +610,15 @@ def _cross_section_problem(cfg: DeploymentConfig, graph: GraphConfig) -> str | N
                     f"graph '{graph.name}': efa is on but {role.name} may run on "
                     f"{', '.join(lacking)} without EFA; use e.g. p5.48xlarge or g6e.12xlarge, "
                     "or set efa: false"
+                )
+            if efa_interfaces_per_pod(cfg, role) < 1:
+                per_interface = max(t.gpus // max(1, t.efa_interfaces) for t in types or [])
+                return (
+                    f"graph '{graph.name}': efa is true but a {role.name} pod uses "
+                    f"{role.gpus_per_pod} GPU(s), less than the {per_interface} GPUs that share one "
+                    f"EFA interface, so one pod would hold the node's interface and its other GPUs "
+                    f"would idle; set {role.name}.tensor_parallel_size to at least "
+                    f"{per_interface * role.config.nodes} or efa: false"
                 )
     try:
         plan_graph(cfg, graph)

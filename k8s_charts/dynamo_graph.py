@@ -55,7 +55,7 @@ class ScalingAdapter:
 class Component:
     name: str
     type: ComponentType
-    replicas: int
+    replicas: int | None  # None: not set here (a scaling adapter owns it)
     pod_template: k8s.PodTemplateSpec
     multinode: Multinode | None = None
     compilation_cache: CompilationCache | None = None
@@ -63,7 +63,9 @@ class Component:
     shared_memory_size: str | None = None  # resource.Quantity; None = operator default 8Gi
 
     def to_json(self, pod_template_json: dict) -> dict:
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "replicas": self.replicas}
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.replicas is not None:
+            out["replicas"] = self.replicas
         if self.multinode:
             out["multinode"] = self.multinode.to_json()
         if self.compilation_cache:
@@ -98,6 +100,12 @@ class DynamoGraphDeployment(Construct):
         annotations: dict[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        for component in spec.components:
+            if (component.replicas is None) != (component.scaling_adapter is not None):
+                raise ValueError(
+                    f"DGD {name}: component {component.name} must set replicas unless, and only "
+                    "unless, a scaling adapter owns them"
+                )
         names = [c.name.lower() for c in spec.components]
         if len(set(names)) != len(names):
             raise ValueError(f"DGD {name}: component names must be unique, got {names}")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import cdk8s
 from cdk8s_plus_36 import k8s
 
-from config.graphs import GraphConfig, WorkerRole, role_efa, role_instance_types
+from config.capacity import WORKER_HOST_GB, offload_host_gb
+from config.graphs import GraphConfig, WorkerRole, efa_interfaces_per_pod, role_efa
 from config.images import image_uri
 from config.schema import DeploymentConfig
 from k8s_charts.dynamo_graph import (
@@ -181,6 +182,7 @@ def frontend_component(cfg: DeploymentConfig, graph: GraphConfig) -> Component:
 
 
 def planner_config(graph: GraphConfig) -> dict:
+    """The blob `python -m dynamo.planner --config` reads (Dynamo 1.6.1 PlannerConfig keys)."""
     planner = graph.planner
     roles = {role.name: role for role in graph.worker_roles()}
     config: dict = {
@@ -188,14 +190,20 @@ def planner_config(graph: GraphConfig) -> dict:
         "backend": graph.backend,
         "mode": "disagg" if graph.disaggregated else "agg",
         "optimization_target": planner.optimization_target,
-        "ttft_ms": planner.ttft_ms,
-        "itl_ms": planner.itl_ms,
         "enable_throughput_scaling": planner.enable_throughput_scaling,
         "enable_load_scaling": planner.enable_load_scaling,
         "max_gpu_budget": planner.max_gpu_budget,
         "min_endpoint": planner.min_replicas,
         "metric_reporting_prometheus_port": PLANNER_METRICS_PORT,
     }
+    if planner.optimization_target == "sla":
+        config["ttft_ms"] = planner.ttft_ms
+        config["itl_ms"] = planner.itl_ms
+    if planner.optimization_target == "load":
+        for key in LOAD_THRESHOLD_KEYS:
+            value = getattr(planner, key)
+            if value is not None:
+                config[key] = value
     if graph.disaggregated:
         config["prefill_engine_num_gpu"] = roles["prefill"].config.tensor_parallel_size
         config["decode_engine_num_gpu"] = roles["decode"].config.tensor_parallel_size
@@ -203,6 +211,14 @@ def planner_config(graph: GraphConfig) -> dict:
         # Without throughput scaling there is no performance model to bootstrap.
         config["pre_deployment_sweeping_mode"] = "none"
     return config
+
+
+LOAD_THRESHOLD_KEYS = (
+    "prefill_scale_up_queue_tokens",
+    "prefill_scale_down_queue_tokens",
+    "decode_scale_up_kv_rate",
+    "decode_scale_down_kv_rate",
+)
 
 
 def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs) -> Component:
@@ -226,121 +242,203 @@ def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphIn
     )
 
 
-def worker_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
-    """Engine arguments after `python3 -m dynamo.<backend>`."""
-    config = role.config
+def _compact(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _kv_events(*, vllm: bool) -> str:
+    events: dict = {"publisher": "zmq", "topic": "kv-events", "endpoint": f"tcp://*:{KV_EVENTS_PORT}"}
+    if vllm:
+        events["enable_kv_cache_events"] = True
+    return _compact(events)
+
+
+KVBM_MODULE = "kvbm.vllm_integration.connector"
+KVBM_CONNECTOR = {"kv_connector": "DynamoConnector", "kv_connector_module_path": KVBM_MODULE, "kv_role": "kv_both"}
+
+
+def _nixl_connector(role: str, efa: bool) -> dict:
+    connector: dict = {"kv_connector": "NixlConnector", "kv_role": role}
+    if efa:
+        # NIXL's default UCX backend does not drive EFA; LIBFABRIC does.
+        connector["kv_connector_extra_config"] = {"backends": ["LIBFABRIC"]}
+    return connector
+
+
+def vllm_kv_transfer(graph: GraphConfig, mode: str | None, efa: bool) -> dict | None:
+    """`--kv-transfer-config` of a vLLM worker (Dynamo 1.6.1 refuses the old `--connector`).
+
+    KVBM offload is vLLM's DynamoConnector; a prefill worker that offloads and also hands KV
+    to decode runs both through KVBM's PdConnector (offload connector first, NIXL second);
+    decode only receives KV over NIXL.
+    """
+    offload = graph.kv_offload.enabled
+    if mode is None:
+        return dict(KVBM_CONNECTOR) if offload else None
+    if mode == "decode" or not offload:
+        return _nixl_connector("kv_producer" if mode == "prefill" else "kv_consumer", efa)
+    return {
+        "kv_connector": "PdConnector",
+        "kv_role": "kv_both",
+        "kv_connector_module_path": KVBM_MODULE,
+        "kv_connector_extra_config": {
+            "connectors": [dict(KVBM_CONNECTOR), _nixl_connector("kv_producer", efa)]
+        },
+    }
+
+
+# TRT-LLM: chunked prefill lets prompts longer than one iteration's token budget through; the
+# budget itself stays at TRT-LLM's default, written out so a reviewer sees it.
+TRTLLM_MAX_NUM_TOKENS = 8192
+
+
+def _reasoning(graph: GraphConfig) -> list[str]:
+    parser = graph.effective_reasoning_parser()
+    return ["--dyn-reasoning-parser", parser] if parser else []
+
+
+def _vllm_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
     mode = role.disaggregation_mode
     max_len = graph.effective_max_model_len()
-    publishes_kv = graph.kv_routed and mode != "decode"
-    offload = graph.kv_offload
-    args: list[str]
-    if graph.backend == "vllm":
-        args = ["--model", graph.model]
-        if graph.served_model_name:
-            args += ["--served-model-name", graph.served_model_name]
-        args += ["--tensor-parallel-size", str(config.tensor_parallel_size)]
-        if max_len:
-            args += ["--max-model-len", str(max_len)]
-        args += ["--gpu-memory-utilization", str(graph.gpu_memory_utilization)]
-        if mode:
-            args += ["--disaggregation-mode", mode]
-        if offload.enabled:
-            # Dynamo's connector list: KVBM offload, plus NIXL for disaggregated transfer
-            # (KVBM applies to prefill; decode only receives KV).
-            connectors = {None: ["kvbm"], "prefill": ["kvbm", "nixl"], "decode": ["nixl"]}[mode]
-            args += ["--connector", *connectors]
-        elif mode:
-            transfer: dict = {
-                "kv_connector": "NixlConnector",
-                "kv_role": "kv_producer" if mode == "prefill" else "kv_consumer",
-            }
-            if efa:
-                transfer["kv_connector_extra_config"] = {"backends": ["LIBFABRIC"]}
-            args += ["--kv-transfer-config", json.dumps(transfer, separators=(",", ":"))]
-        if publishes_kv:
-            events = {
-                "publisher": "zmq",
-                "topic": "kv-events",
-                "endpoint": f"tcp://*:{KV_EVENTS_PORT}",
-                "enable_kv_cache_events": True,
-            }
-            args += ["--kv-events-config", json.dumps(events, separators=(",", ":"))]
-    elif graph.backend == "sglang":
-        args = ["--model-path", graph.model, "--served-model-name", graph.model_name]
-        args += ["--tp", str(config.tensor_parallel_size), "--page-size", "16"]
-        if max_len:
-            args += ["--context-length", str(max_len)]
-        args += ["--mem-fraction-static", str(graph.gpu_memory_utilization)]
-        if mode:
-            args += [
-                "--disaggregation-mode", mode,
-                "--disaggregation-transfer-backend", "nixl",
-                "--disaggregation-bootstrap-port", str(SGLANG_BOOTSTRAP_PORT),
-                "--host", "0.0.0.0",
-            ]
-        if offload.enabled and mode != "decode":
-            args += ["--enable-hierarchical-cache", "--hicache-size", str(offload.cpu_cache_gb)]
-        if publishes_kv:
-            events = {"publisher": "zmq", "topic": "kv-events", "endpoint": f"tcp://*:{KV_EVENTS_PORT}"}
-            args += ["--kv-events-config", json.dumps(events, separators=(",", ":"))]
-    elif graph.backend == "trtllm":
-        args = ["--model-path", graph.model, "--served-model-name", graph.model_name]
-        args += ["--tensor-parallel-size", str(config.tensor_parallel_size)]
-        if max_len:
-            args += ["--max-seq-len", str(max_len)]
-        args += ["--free-gpu-memory-fraction", str(graph.gpu_memory_utilization)]
-        if mode:
-            args += ["--disaggregation-mode", mode]
-            overrides: dict = {"cache_transceiver_config": {"backend": "NIXL"}}
-            if mode == "prefill":
-                overrides["disable_overlap_scheduler"] = True
-            args += ["--override-engine-args", json.dumps(overrides, separators=(",", ":"), sort_keys=True)]
-        if offload.enabled and mode != "decode":
-            args += ["--connector", "kvbm"]
-        if publishes_kv:
-            args += ["--publish-kv-events"]
-    else:  # mocker: simulated engine, real tokenizer, no GPU
-        args = ["--model-path", graph.model, "--model-name", graph.model_name, "--speedup-ratio", "1.0"]
-        if mode:
-            args += ["--disaggregation-mode", mode]
-    return [*args, *graph.extra_engine_args, *config.extra_engine_args]
+    args = ["--model", graph.model]
+    if graph.served_model_name:
+        args += ["--served-model-name", graph.served_model_name]
+    args += ["--tensor-parallel-size", str(role.config.tensor_parallel_size)]
+    if max_len:
+        args += ["--max-model-len", str(max_len)]
+    args += ["--gpu-memory-utilization", str(graph.gpu_memory_utilization)]
+    if mode:
+        args += ["--disaggregation-mode", mode]
+    transfer = vllm_kv_transfer(graph, mode, efa)
+    if transfer:
+        args += ["--kv-transfer-config", _compact(transfer)]
+    if graph.kv_routed and mode != "decode":
+        args += ["--kv-events-config", _kv_events(vllm=True)]
+    return args + _reasoning(graph)
 
 
-def _efa_interfaces(cfg: DeploymentConfig, role: WorkerRole) -> int:
-    """EFA devices per pod: the node's interfaces shared out by GPUs requested."""
-    types, _ = role_instance_types(cfg, role)
-    candidates = [t for t in types or [] if t.efa and t.gpus >= role.gpus_per_pod]
-    if not candidates:
-        return 1
-    smallest = min(candidates, key=lambda t: t.efa_interfaces)
-    return max(1, smallest.efa_interfaces * role.gpus_per_pod // smallest.gpus)
+def _sglang_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
+    mode = role.disaggregation_mode
+    max_len = graph.effective_max_model_len()
+    args = ["--model-path", graph.model, "--served-model-name", graph.model_name]
+    args += ["--tp", str(role.config.tensor_parallel_size), "--page-size", "16"]
+    if max_len:
+        args += ["--context-length", str(max_len)]
+    args += ["--mem-fraction-static", str(graph.gpu_memory_utilization)]
+    if mode:
+        args += [
+            "--disaggregation-mode", mode,
+            "--disaggregation-transfer-backend", "nixl",
+            "--disaggregation-bootstrap-port", str(SGLANG_BOOTSTRAP_PORT),
+            "--host", "0.0.0.0",
+        ]
+    if graph.kv_offload.enabled and mode != "decode":
+        # Per tensor-parallel rank: each rank keeps its own host pool of this size.
+        args += ["--enable-hierarchical-cache", "--hicache-size", str(graph.kv_offload.cpu_cache_gb)]
+    if graph.kv_routed and mode != "decode":
+        args += ["--kv-events-config", _kv_events(vllm=False)]
+    return args + _reasoning(graph)
 
 
-def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> Component:
-    config = role.config
-    efa = role_efa(cfg, graph, role)
+def trtllm_engine_overrides(mode: str | None) -> dict:
+    """`--override-engine-args` of a TRT-LLM worker (LlmArgs keys of the pinned TRT-LLM)."""
+    overrides: dict = {}
+    if mode != "decode":
+        overrides["enable_chunked_prefill"] = True
+    if mode:
+        overrides["cache_transceiver_config"] = {"backend": "NIXL"}
+    if mode == "prefill":
+        overrides["disable_overlap_scheduler"] = True
+    else:
+        overrides["cuda_graph_config"] = {"enable_padding": True}
+    return overrides
+
+
+def _trtllm_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
+    mode = role.disaggregation_mode
+    max_len = graph.effective_max_model_len()
+    args = ["--model", graph.model, "--served-model-name", graph.model_name]
+    args += ["--tensor-parallel-size", str(role.config.tensor_parallel_size)]
+    if max_len:
+        args += ["--max-seq-len", str(max_len)]
+    args += ["--max-num-tokens", str(TRTLLM_MAX_NUM_TOKENS)]
+    args += ["--free-gpu-memory-fraction", str(graph.gpu_memory_utilization)]
+    if mode:
+        args += ["--disaggregation-mode", mode]
+    args += ["--override-engine-args", _compact(trtllm_engine_overrides(mode))]
+    if graph.kv_offload.enabled and mode != "decode":
+        args += ["--connector", "kvbm"]
+    if graph.kv_routed and mode != "decode":
+        args += ["--publish-kv-events"]
+    return args + _reasoning(graph)
+
+
+def _mocker_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
+    # Simulated engine, real tokenizer, no GPU.
+    args = ["--model-path", graph.model, "--model-name", graph.model_name, "--speedup-ratio", "1.0"]
+    if role.disaggregation_mode:
+        args += ["--disaggregation-mode", role.disaggregation_mode]
+    return args
+
+
+ARG_BUILDERS = {"vllm": _vllm_args, "sglang": _sglang_args, "trtllm": _trtllm_args, "mocker": _mocker_args}
+
+
+def worker_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
+    """Engine arguments after `python3 -m dynamo.<backend>`."""
+    args = ARG_BUILDERS[graph.backend](graph, role, efa)
+    return [*args, *graph.extra_engine_args, *role.config.extra_engine_args]
+
+
+def worker_env(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[k8s.EnvVar]:
     env = _hf_env()
-    volumes = [_cache_volume()]
-    mounts = [_cache_mount()]
-    requests: dict[str, k8s.Quantity] = {"ephemeral-storage": _q("2Gi")}
-    limits: dict[str, k8s.Quantity] = {}
+    mode = role.disaggregation_mode
     offload = graph.kv_offload
-    if offload.enabled and graph.backend in ("vllm", "trtllm") and role.disaggregation_mode != "decode":
+    if offload.enabled and graph.backend in ("vllm", "trtllm") and mode != "decode":
         env.append(k8s.EnvVar(name="DYN_KVBM_CPU_CACHE_GB", value=str(offload.cpu_cache_gb)))
         if offload.disk_cache_gb:
             env += [
                 k8s.EnvVar(name="DYN_KVBM_DISK_CACHE_GB", value=str(offload.disk_cache_gb)),
                 k8s.EnvVar(name="DYN_KVBM_DISK_CACHE_DIR", value=KVBM_DISK_PATH),
             ]
+    if efa and mode:
+        # The NIXL backend for KV transfer over EFA, where the engine takes it from the
+        # environment (SGLang 0.5.21 environ.py; TensorRT-LLM's disaggregated-serving docs).
+        if graph.backend == "sglang":
+            env.append(k8s.EnvVar(name="SGLANG_DISAGGREGATION_NIXL_BACKEND", value="LIBFABRIC"))
+        elif graph.backend == "trtllm":
+            env.append(k8s.EnvVar(name="TRTLLM_NIXL_KVCACHE_BACKEND", value="LIBFABRIC"))
+    return env
+
+
+def host_memory_request_gb(graph: GraphConfig, role: WorkerRole) -> int | None:
+    """Pod memory request of a worker that keeps a KV tier in host memory (pinned, so it is
+    the pod's memory, not the engine's); None when it keeps none."""
+    offload = graph.kv_offload
+    if not offload.enabled or role.disaggregation_mode == "decode":
+        return None
+    return offload_host_gb(graph, role) + WORKER_HOST_GB
+
+
+def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> Component:
+    config = role.config
+    efa = role_efa(cfg, graph, role)
+    volumes = [_cache_volume()]
+    mounts = [_cache_mount()]
+    requests: dict[str, k8s.Quantity] = {"ephemeral-storage": _q("2Gi")}
+    limits: dict[str, k8s.Quantity] = {}
+    offload = graph.kv_offload
+    if offload.enabled and graph.backend in ("vllm", "trtllm") and role.disaggregation_mode != "decode":
+        if offload.disk_cache_gb:
             volumes.append(k8s.Volume(
                 name="kvbm-disk",
                 empty_dir=k8s.EmptyDirVolumeSource(size_limit=_q(f"{offload.disk_cache_gb}G")),
             ))
             mounts.append(k8s.VolumeMount(name="kvbm-disk", mount_path=KVBM_DISK_PATH))
             requests["ephemeral-storage"] = _q(f"{offload.disk_cache_gb + 2}G")
-    if offload.enabled and role.disaggregation_mode != "decode":
-        # Pinned host memory for the CPU tier is the pod's memory, not the engine's.
-        requests["memory"] = _q(f"{offload.cpu_cache_gb + 16}G")
+    host_gb = host_memory_request_gb(graph, role)
+    if host_gb is not None:
+        requests["memory"] = _q(f"{host_gb}G")
     if graph.uses_gpus:
         limits["nvidia.com/gpu"] = _q(role.gpus_per_pod)
         requests["nvidia.com/gpu"] = _q(role.gpus_per_pod)
@@ -348,7 +446,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
         requests.update({"cpu": _q(1), "memory": _q("2Gi")})
     security = None
     if efa:
-        count = _q(_efa_interfaces(cfg, role))
+        count = _q(efa_interfaces_per_pod(cfg, role))
         limits[EFA_RESOURCE] = count
         requests[EFA_RESOURCE] = count
         # libfabric registers (pins) memory for RDMA.
@@ -358,7 +456,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
         image=worker_image(cfg, graph, efa),
         command=["python3", "-m", f"dynamo.{graph.backend}"],
         args=worker_args(graph, role, efa),
-        env=env,
+        env=worker_env(graph, role, efa),
         env_from=_hf_token(),
         volume_mounts=mounts,
         resources=k8s.ResourceRequirements(requests=requests, limits=limits or None),
@@ -399,7 +497,9 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
     return Component(
         name=role.name,
         type=role.name,  # worker | prefill | decode
-        replicas=config.replicas,
+        # A scaled role's replicas belong to the Planner (through its scaling adapter): the
+        # v1beta1 webhook refuses anyone else's change, so the manifest must not claim them.
+        replicas=None if graph.planner.enabled else config.replicas,
         pod_template=k8s.PodTemplateSpec(
             metadata=k8s.ObjectMeta(
                 labels={**_pod_labels(graph), **({KV_PEER_LABEL: graph.name} if affinity else {})}

@@ -43,6 +43,11 @@ from stacks.names import (
 DYNAMO_METRICS_ENABLED = "nvidia.com/metrics-enabled"
 DYNAMO_COMPONENT_TYPE = "nvidia.com/dynamo-component-type"
 DYNAMO_GRAPH_NAME = "nvidia.com/dynamo-graph-deployment-name"
+# The operator sets this pod label (and DYN_NAMESPACE) to "<k8s namespace>-<graph>"; the
+# Planner keeps only series whose `dynamo_namespace` label equals its DYN_NAMESPACE, and the
+# frontend does not label its own series, so every monitor copies the pod label onto them.
+DYNAMO_NAMESPACE_LABEL = "nvidia.com/dynamo-namespace"
+PLANNER_NAMESPACE_LABEL = "dynamo_namespace"
 # What each monitor scrapes: component types (label values) and the named container port
 # (upstream's "Set Up Metrics Collection": frontend HTTP 8000 as `http`, workers' system port
 # 9090 as `system`, the planner's `metrics`). v1beta1 graphs type their workers prefill and
@@ -227,14 +232,19 @@ def _storage_class(
 
 
 def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelings]:
-    """Copy the operator's pod labels onto every series: the dashboard filters by `graph`."""
+    """Copy the operator's pod labels onto every series: the dashboard filters by `graph`,
+    the Planner by `dynamo_namespace` (as upstream's monitors do)."""
     def from_label(label: str, target: str) -> prom.PodMonitorSpecPodMetricsEndpointsRelabelings:
         source = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
         return prom.PodMonitorSpecPodMetricsEndpointsRelabelings(
             source_labels=[source], target_label=target
         )
 
-    return [from_label(DYNAMO_GRAPH_NAME, "graph"), from_label(DYNAMO_COMPONENT_TYPE, "component_type")]
+    return [
+        from_label(DYNAMO_GRAPH_NAME, "graph"),
+        from_label(DYNAMO_COMPONENT_TYPE, "component_type"),
+        from_label(DYNAMO_NAMESPACE_LABEL, PLANNER_NAMESPACE_LABEL),
+    ]
 
 
 def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
@@ -264,6 +274,8 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
                 pod_metrics_endpoints=[
                     prom.PodMonitorSpecPodMetricsEndpoints(
                         port=port, path="/metrics", interval=interval,
+                        # Workers label their own series with dynamo_namespace; keep theirs.
+                        honor_labels=True,
                         relabelings=_graph_relabelings(),
                     )
                 ],

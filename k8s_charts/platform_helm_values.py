@@ -20,6 +20,8 @@ from stacks.names import (
 
 # Label every ServiceMonitor/PodMonitor needs for our Prometheus to pick it up. The chart's
 # own monitors carry it too (`release: <release name>`).
+# Prometheus scrapes only monitors with this label: ours. PodMonitors the Dynamo operator
+# may create for the same pods lack it, so no pod is scraped twice (one source of series).
 MONITOR_SELECTOR_LABELS = {"release": PROMETHEUS_RELEASE}
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
 GRAFANA_ADMIN_USER_KEY = "admin-user"

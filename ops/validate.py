@@ -51,4 +51,8 @@ def config_warnings(cfg) -> list[str]:
         warnings.append(
             "cluster.admin_principals is empty; add your IAM role ARN or nobody can use kubectl"
         )
+    from config.capacity import plan_graph
+
+    for graph in cfg.graphs:
+        warnings.extend(plan_graph(cfg, graph).warnings)
     return warnings

@@ -56,7 +56,7 @@ def test_has_multinode_graph_with_stand_ins():
 
 
 def test_has_multinode_graph_with_real_configs():
-    assert has_multinode_graph(load_config(REPO / "config/examples/graphs/vllm-multinode-70b-p5-efa.yaml"))
+    assert has_multinode_graph(load_config(REPO / "config/examples/graphs/vllm-multinode-405b-p5-efa.yaml"))
     assert not has_multinode_graph(load_config(REPO / "config/default.yaml"))
 
 

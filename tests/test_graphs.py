@@ -145,7 +145,7 @@ def test_disagg_matches_upstream(name, routed):
 
 
 def test_multinode_on_p5_with_efa():
-    dgd = example("vllm-multinode-70b-p5-efa")
+    dgd = example("vllm-multinode-405b-p5-efa")
     for name in ("prefill", "decode"):
         comp = component(dgd, name)
         container = main(comp)
@@ -158,7 +158,7 @@ def test_multinode_on_p5_with_efa():
         transfer = json.loads(flag(comp, "--kv-transfer-config"))
         assert transfer["kv_connector_extra_config"] == {"backends": ["LIBFABRIC"]}
         assert comp["podTemplate"]["spec"]["nodeSelector"] == {"karpenter.sh/nodepool": "gpu-p5"}
-    assert has_multinode(load_config(REPO / "config/examples/graphs/vllm-multinode-70b-p5-efa.yaml").graphs)
+    assert has_multinode(load_config(REPO / "config/examples/graphs/vllm-multinode-405b-p5-efa.yaml").graphs)
     assert not has_multinode(load_config(DEFAULT_CONFIG).graphs)
 
 
@@ -202,12 +202,114 @@ def test_planner_graph():
 
 def test_kv_offload_graph():
     worker = component(example("kv-offload"), "worker")
-    assert flag(worker, "--connector") == "kvbm"
+    # Dynamo 1.6.1's vLLM worker refuses --connector; KVBM is vLLM's DynamoConnector.
+    assert flag(worker, "--connector") is None
+    assert json.loads(flag(worker, "--kv-transfer-config")) == {
+        "kv_connector": "DynamoConnector",
+        "kv_connector_module_path": "kvbm.vllm_integration.connector",
+        "kv_role": "kv_both",
+    }
     assert env(worker)["DYN_KVBM_CPU_CACHE_GB"] == "64"
     assert env(worker)["DYN_KVBM_DISK_CACHE_GB"] == "200"
     volumes = {v["name"]: v for v in worker["podTemplate"]["spec"]["volumes"]}
     assert volumes["kvbm-disk"]["emptyDir"] == {"sizeLimit": "200G"}
     assert main(worker)["resources"]["requests"]["memory"] == "80G"
+
+
+def render_graph(tmp_path, graph_config: dict, **top) -> dict:
+    # A new file each time: rendered() caches by path.
+    path = tmp_path / f"graph-{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **top, "graphs": [graph_config]}))
+    (dgd,) = [o for o in rendered(path) if o["kind"] == "DynamoGraphDeployment"]
+    return dgd
+
+
+def test_kv_offload_disaggregated_vllm_on_efa(tmp_path):
+    """Prefill offloads through KVBM and hands KV to decode over NIXL (LIBFABRIC on EFA)."""
+    dgd = render_graph(tmp_path, graph(
+        topology="disagg", model="meta-llama/Llama-3.1-70B-Instruct", node_pool="gpu-p5",
+        prefill={"tensor_parallel_size": 8}, decode={"tensor_parallel_size": 8},
+        kv_offload={"enabled": True, "cpu_cache_gb": 256},
+    ))
+    prefill = json.loads(flag(component(dgd, "prefill"), "--kv-transfer-config"))
+    assert prefill["kv_connector"] == "PdConnector"
+    first, second = prefill["kv_connector_extra_config"]["connectors"]
+    assert first["kv_connector"] == "DynamoConnector"
+    assert second == {"kv_connector": "NixlConnector", "kv_role": "kv_producer",
+                      "kv_connector_extra_config": {"backends": ["LIBFABRIC"]}}
+    decode = json.loads(flag(component(dgd, "decode"), "--kv-transfer-config"))
+    assert decode == {"kv_connector": "NixlConnector", "kv_role": "kv_consumer",
+                      "kv_connector_extra_config": {"backends": ["LIBFABRIC"]}}
+    assert "DYN_KVBM_CPU_CACHE_GB" not in env(component(dgd, "decode"))
+
+
+def test_efa_kv_transport_per_backend(tmp_path):
+    base = {"topology": "disagg", "model": "meta-llama/Llama-3.1-70B-Instruct", "node_pool": "gpu-p5",
+            "prefill": {"tensor_parallel_size": 8}, "decode": {"tensor_parallel_size": 8}}
+    sglang = render_graph(tmp_path, graph(backend="sglang", **base))
+    trtllm = render_graph(tmp_path, graph(backend="trtllm", **base))
+    for name in ("prefill", "decode"):
+        assert env(component(sglang, name))["SGLANG_DISAGGREGATION_NIXL_BACKEND"] == "LIBFABRIC"
+        assert env(component(trtllm, name))["TRTLLM_NIXL_KVCACHE_BACKEND"] == "LIBFABRIC"
+    plain = render_graph(tmp_path, graph(backend="sglang", **{**base, "efa": False}))
+    assert "SGLANG_DISAGGREGATION_NIXL_BACKEND" not in env(component(plain, "prefill"))
+
+
+def test_efa_pool_leaves_pods_too_small_for_an_interface_without_efa(tmp_path):
+    """g6e.12xlarge shares one EFA interface among 4 GPUs: a 1-GPU pod gets no EFA (auto)."""
+    pools = {"karpenter": {"enable_custom_karpenter_nodepools": True, "custom_nodepools": [
+        {"name": "l40s-efa", "instance_types": ["g6e.12xlarge"], "efa": True}]}}
+    small = render_graph(tmp_path, graph(node_pool="l40s-efa"), **pools)
+    assert "vpc.amazonaws.com/efa" not in json.dumps(component(small, "worker"))
+    whole = render_graph(tmp_path, graph(node_pool="l40s-efa", worker={"tensor_parallel_size": 4}), **pools)
+    assert main(component(whole, "worker"))["resources"]["limits"]["vpc.amazonaws.com/efa"] == "1"
+
+
+def test_sglang_hicache_host_memory_is_per_tensor_parallel_rank(tmp_path):
+    dgd = render_graph(tmp_path, graph(
+        backend="sglang", instance_type="g6e.12xlarge", worker={"tensor_parallel_size": 4},
+        kv_offload={"enabled": True, "cpu_cache_gb": 32},
+    ))
+    worker = component(dgd, "worker")
+    assert flag(worker, "--hicache-size") == "32"
+    assert main(worker)["resources"]["requests"]["memory"] == f"{32 * 4 + 16}G"
+
+
+def test_trtllm_takes_long_prompts():
+    agg = component(example("trtllm-agg"), "worker")
+    assert flag(agg, "--model") and flag(agg, "--model-path") is None
+    assert flag(agg, "--max-num-tokens") == "8192"
+    overrides = json.loads(flag(agg, "--override-engine-args"))
+    assert overrides["enable_chunked_prefill"] is True
+    assert overrides["cuda_graph_config"] == {"enable_padding": True}
+    prefill = json.loads(flag(component(example("trtllm-disagg"), "prefill"), "--override-engine-args"))
+    assert prefill["enable_chunked_prefill"] is True and prefill["disable_overlap_scheduler"] is True
+    decode = json.loads(flag(component(example("trtllm-disagg"), "decode"), "--override-engine-args"))
+    assert "enable_chunked_prefill" not in decode and decode["cache_transceiver_config"] == {"backend": "NIXL"}
+
+
+def test_reasoning_models_get_a_reasoning_parser(tmp_path):
+    r1 = component(example("vllm-disagg-router"), "decode")
+    assert flag(r1, "--dyn-reasoning-parser") == "deepseek_r1"
+    assert flag(component(example("sglang-agg"), "worker"), "--dyn-reasoning-parser") == "qwen3"
+    off = render_graph(tmp_path, graph(reasoning_parser="none"))
+    assert flag(component(off, "worker"), "--dyn-reasoning-parser") is None
+    llama = render_graph(tmp_path, graph(model="meta-llama/Llama-3.1-8B-Instruct"))
+    assert flag(component(llama, "worker"), "--dyn-reasoning-parser") is None
+
+
+def test_planner_scaled_roles_never_claim_replicas(tmp_path):
+    """The operator's webhook refuses anyone but the operator changing a scaled role's
+    replicas; a later deploy with unrelated changes must not claim the field either."""
+    base = graph(topology="disagg", planner={"enabled": True, "min_replicas": 2})
+    first = render_graph(tmp_path, base)
+    second = render_graph(tmp_path, {**base, "max_model_len": 4096, "gpu_memory_utilization": 0.85})
+    for dgd in (first, second):
+        for name in ("prefill", "decode"):
+            comp = component(dgd, name)
+            assert "replicas" not in comp and comp["scalingAdapter"] == {}
+        assert component(dgd, "frontend")["replicas"] == 1
+    assert flag(component(first, "prefill"), "--max-model-len") != flag(component(second, "prefill"), "--max-model-len")
 
 
 def test_mocker_hello_world_needs_no_gpu():
@@ -272,6 +374,15 @@ CASES = {
     "cpu pool for gpu": (graph(node_pool="cpu"), "graph 'g'", "has no GPU instance types"),
     "efa on non-efa types": (graph(efa=True), "graph 'g'", "without EFA"),
     "planner throughput agg": (graph(planner={"enabled": True, "enable_throughput_scaling": True}), "graphs.0", "supports only disaggregated"),
+    "planner load without thresholds": (graph(planner={"enabled": True, "optimization_target": "load"}), "graphs.0", "needs planner.decode_scale_up_kv_rate and planner.decode_scale_down_kv_rate"),
+    "planner load disagg without prefill thresholds": (graph(topology="disagg", planner={"enabled": True, "optimization_target": "load", "decode_scale_up_kv_rate": 60, "decode_scale_down_kv_rate": 20}), "graphs.0", "needs planner.prefill_scale_up_queue_tokens"),
+    "planner load thresholds inverted": (graph(planner={"enabled": True, "optimization_target": "load", "decode_scale_up_kv_rate": 20, "decode_scale_down_kv_rate": 50}), "graphs.0", "must be greater than planner.decode_scale_down_kv_rate"),
+    "planner thresholds without load": (graph(planner={"enabled": True, "decode_scale_up_kv_rate": 60}), "planner", "apply only to optimization_target load"),
+    "planner throughput scaling without sla": (graph(topology="disagg", planner={"enabled": True, "optimization_target": "throughput", "enable_throughput_scaling": True}), "planner", "needs optimization_target sla"),
+    "planner ttft without sla": (graph(planner={"enabled": True, "optimization_target": "latency", "ttft_ms": 200}), "planner", "apply only to optimization_target sla"),
+    "planner and role replicas": (graph(planner={"enabled": True}, worker={"replicas": 2}), "graphs.0", "the Planner owns the replicas"),
+    "unknown reasoning parser": (graph(reasoning_parser="deepseek-r1"), "graphs.0", "is not one of Dynamo 1.6.1's parsers"),
+    "efa pod smaller than an interface": (graph(efa=True, instance_type="g6e.12xlarge", node_pool=None), "graph 'g'", "tensor_parallel_size to at least 4 or efa: false"),
 }
 
 

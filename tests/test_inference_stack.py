@@ -17,7 +17,7 @@ from tests.tools.synth import synth
 
 pytestmark = pytest.mark.xdist_group("default")
 
-MULTINODE = REPO / "config" / "examples" / "graphs" / "vllm-multinode-70b-p5-efa.yaml"
+MULTINODE = REPO / "config" / "examples" / "graphs" / "vllm-multinode-405b-p5-efa.yaml"
 
 
 def manifests(template: dict) -> list[dict]:

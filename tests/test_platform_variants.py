@@ -11,7 +11,7 @@ from tests.tools.synth import REPO, synth
 pytestmark = pytest.mark.xdist_group("platform-variants")
 
 NO_MONITORING = REPO / "tests" / "configs" / "platform-no-monitoring.yaml"
-MULTINODE = REPO / "config" / "examples" / "graphs" / "vllm-multinode-70b-p5-efa.yaml"
+MULTINODE = REPO / "config" / "examples" / "graphs" / "vllm-multinode-405b-p5-efa.yaml"
 
 
 def releases(template: dict) -> dict[str, dict]:

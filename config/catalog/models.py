@@ -73,6 +73,22 @@ MODELS: dict[str, ModelSpec] = {
 _BY_LOWER = {name.lower(): spec for name, spec in MODELS.items()}
 
 
+# Models that write their reasoning between think tags, and the Dynamo parser that takes it
+# out of `content` (names from config/catalog/dynamo_parsers.json; a test checks they exist).
+REASONING_PARSER_BY_PREFIX: dict[str, str] = {
+    "deepseek-ai/deepseek-r1": "deepseek_r1",
+    "qwen/qwen3-": "qwen3",
+}
+
+
+def reasoning_parser_for(model_id: str) -> str | None:
+    lowered = model_id.lower()
+    for prefix, parser in REASONING_PARSER_BY_PREFIX.items():
+        if lowered.startswith(prefix):
+            return parser
+    return None
+
+
 def find_model(model_id: str) -> ModelSpec | None:
     """Hugging Face ids are case-insensitive on the Hub; so is this lookup."""
     return _BY_LOWER.get(model_id.lower())
