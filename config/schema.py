@@ -40,7 +40,7 @@ class DeploymentConfig(StrictModel):
     )
     graphs: list[GraphConfig] = Field(
         default_factory=list,
-        description="Inference graphs (one DynamoGraphDeployment each); see docs/readme/graphs.md.",
+        description="Inference graphs (one DynamoGraphDeployment each); see the README section 'Inference graphs'.",
     )
     platform: PlatformConfig = Field(
         PlatformConfig(), description="Dynamo platform, model cache, secrets and monitoring."

@@ -8,6 +8,7 @@ huggingface_hub resumes partial downloads instead of starting again.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import cdk8s
@@ -25,6 +26,11 @@ HF_HOME = f"{MODEL_CACHE_MOUNT_PATH}/huggingface"
 MARKER_DIR = f"{MODEL_CACHE_MOUNT_PATH}/.prefetch-complete"
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
+# What no engine loads from a Hugging Face repository: Meta's original consolidated
+# checkpoints (`original/`, 810 GB for Llama 3.1 405B) and other PyTorch pickles; engines read
+# config, tokenizer and safetensors weights.
+IGNORE_PATTERNS = ("original/*", "*.pth")
+
 # Runs in the container's shell; MODEL_ID and MARKER come from the environment so no user
 # input is ever interpolated into the script.
 SCRIPT = """set -eu
@@ -33,9 +39,9 @@ if [ -f "$MARKER" ]; then
   exit 0
 fi
 python3 - <<'PY'
-import os
+import json, os
 from huggingface_hub import snapshot_download
-path = snapshot_download(os.environ["MODEL_ID"])
+path = snapshot_download(os.environ["MODEL_ID"], ignore_patterns=json.loads(os.environ["IGNORE_PATTERNS"]))
 print(f"downloaded {os.environ['MODEL_ID']} to {path}")
 PY
 mkdir -p "$(dirname "$MARKER")"
@@ -71,7 +77,10 @@ def model_prefetch_job(
             f"model id '{model_id}' is not a Hugging Face repository id; use owner/name, "
             "e.g. Qwen/Qwen3-0.6B"
         )
-    name = job_name(graph_name, f"{model_id}\0{image}\0{backoff_limit}\0{timeout_minutes}")
+    # The script is part of what the Job does: a new script must become a new Job too.
+    name = job_name(
+        graph_name, f"{model_id}\0{image}\0{backoff_limit}\0{timeout_minutes}\0{SCRIPT}\0{IGNORE_PATTERNS}"
+    )
     labels = {
         "app.kubernetes.io/name": "model-prefetch",
         "app.kubernetes.io/part-of": "dynamo-eks",
@@ -97,6 +106,7 @@ def model_prefetch_job(
                             env=[
                                 k8s.EnvVar(name="MODEL_ID", value=model_id),
                                 k8s.EnvVar(name="MARKER", value=marker_path(model_id)),
+                                k8s.EnvVar(name="IGNORE_PATTERNS", value=json.dumps(list(IGNORE_PATTERNS))),
                                 k8s.EnvVar(name="HF_HOME", value=HF_HOME),
                                 k8s.EnvVar(name="HF_HUB_DISABLE_TELEMETRY", value="1"),
                             ],

@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         price = f"${cost:,.2f}/hour on demand" if cost is not None else "no GPU cost estimate"
         status = "checked" if plan.checked else "UNCHECKED"
         print(f"{plan.graph}: {plan.backend} {plan.topology}, {plan.model}: {price}; {status} ({plan.note})")
+        for warning in plan.warnings:
+            print(f"  warning: {warning}")
     print(
         f"\ntotal GPU workers: ${total:,.2f}/hour on demand ({PRICE_REGION} prices of {PRICE_DATE}; "
         "frontend/planner CPU nodes, EKS and storage not included). Per GPU the check keeps "

@@ -185,3 +185,25 @@ def test_ops_plan_bad_config_is_one_line(tmp_path):
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_multinode_graph_that_fits_one_node_is_warned_about(tmp_path):
+    fits_one = graph(
+        topology="multinode", model="deepseek-ai/DeepSeek-R1-Distill-Llama-70B", instance_type=None,
+        node_pool="gpu-p5", prefill={"nodes": 2, "tensor_parallel_size": 16},
+        decode={"nodes": 2, "tensor_parallel_size": 16},
+    )
+    cfg = load_config(write(tmp_path, fits_one))
+    warnings = plan_graph(cfg, cfg.graphs[0]).warnings
+    assert len(warnings) == 2 and "fits one p5.48xlarge with tensor_parallel_size 8" in warnings[0]
+    shipped = load_config(REPO / "config/examples/graphs/vllm-multinode-405b-p5-efa.yaml")
+    assert plan_graph(shipped, shipped.graphs[0]).warnings == []  # 405B bf16 needs two nodes
+
+
+def test_sglang_hicache_host_memory_counts_every_rank(tmp_path):
+    # g6e.12xlarge: 384 GiB for one TP=4 pod; 4 ranks x 96 GB + 16 GB does not fit in 90% of it.
+    too_big = graph(backend="sglang", instance_type="g6e.12xlarge", worker={"tensor_parallel_size": 4},
+                    kv_offload={"enabled": True, "cpu_cache_gb": 96})
+    with pytest.raises(ConfigError) as raised:
+        load_config(write(tmp_path, too_big))
+    assert "96 x 4 TP ranks" in raised.value.lines[0] and "lower cpu_cache_gb to" in raised.value.lines[0]

@@ -3,6 +3,7 @@ synced from Secrets Manager, RWX model cache, idempotent bounded prefetch Job.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from stacks.names import (
     INFERENCE_NAMESPACE,
     MONITORING_NAMESPACE,
 )
+from tests.ops_dynamo_support import require_dynamo_venv
 from tests.tools.k8s_schema import validate_all
 
 REPO = Path(__file__).resolve().parents[1]
@@ -247,3 +249,41 @@ def test_prefetch_script_downloads_then_marks_complete(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "downloaded").exists()
     assert (tmp_path / "cache" / marker_path("org/model").lstrip("/")).exists()
+
+
+def test_prefetch_calls_the_real_huggingface_hub_and_skips_what_no_engine_loads(tmp_path):
+    """The script's download call is bound against the pinned huggingface_hub's own
+    `snapshot_download` signature, and its ignore patterns go through the hub's own filter."""
+    require_dynamo_venv()
+    (tmp_path / "sitecustomize.py").write_text(
+        "import inspect, json, os\n"
+        "import huggingface_hub\n"
+        "from huggingface_hub.utils import filter_repo_objects\n"
+        "real = huggingface_hub.snapshot_download\n"
+        "def fake(*args, **kwargs):\n"
+        "    inspect.signature(real).bind(*args, **kwargs)\n"
+        "    files = json.loads(os.environ['REPO_FILES'])\n"
+        "    kept = list(filter_repo_objects(files, ignore_patterns=kwargs.get('ignore_patterns')))\n"
+        "    open(os.environ['KEPT'], 'w').write(json.dumps(kept))\n"
+        "    return '/model-cache/x'\n"
+        "huggingface_hub.snapshot_download = fake\n"
+    )
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {REPO / ".venv-dynamo" / "bin" / "python"} "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    files = ["config.json", "tokenizer.json", "model-00001-of-00191.safetensors",
+             "original/consolidated.00.pth", "original/params.json", "extra/weights.pth"]
+    marker = tmp_path / "marker"
+    job = prefetch_job()
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    result = subprocess.run(
+        [shutil.which("sh"), "-c", SCRIPT],
+        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(tmp_path),
+             "MODEL_ID": "org/model", "MARKER": str(marker), "IGNORE_PATTERNS": env["IGNORE_PATTERNS"],
+             "REPO_FILES": json.dumps(files), "KEPT": str(tmp_path / "kept.json")},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "kept.json").read_text()) == [
+        "config.json", "tokenizer.json", "model-00001-of-00191.safetensors"]
