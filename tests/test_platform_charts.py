@@ -287,3 +287,24 @@ def test_prefetch_calls_the_real_huggingface_hub_and_skips_what_no_engine_loads(
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "kept.json").read_text()) == [
         "config.json", "tokenizer.json", "model-00001-of-00191.safetensors"]
+
+
+def test_monitors_give_the_planner_its_dynamo_namespace_label(objects):
+    """The Planner 1.6.1 keeps only frontend series whose `dynamo_namespace` label equals its
+    DYN_NAMESPACE; the frontend does not label its series, so the monitors copy the operator's
+    pod label and keep the workers' own (honorLabels)."""
+    require_dynamo_venv()
+    done = subprocess.run(
+        [str(REPO / ".venv-dynamo" / "bin" / "python"), "-c",
+         "import importlib.util, pathlib; spec = importlib.util.find_spec('dynamo');"
+         "print((pathlib.Path(spec.submodule_search_locations[0]) / 'planner/monitoring/traffic_metrics.py').read_text())"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    planner_source = done.stdout
+    label = "dynamo_namespace"
+    assert f"container.metric.{label} == self.dynamo_namespace" in planner_source
+    for monitor in by_kind(objects, "PodMonitor"):
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        assert endpoint["honorLabels"] is True, monitor["metadata"]["name"]
+        assert {"sourceLabels": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_namespace"],
+                "targetLabel": label} in endpoint["relabelings"], monitor["metadata"]["name"]
