@@ -27,14 +27,16 @@ CDK_FLAGS := --no-notices --no-version-reporting
 # step is `make synth`); a bare `cdk synth` skips it (see app.py: nag_requested).
 NAG := -c nag=true
 
-.PHONY: help setup synth validate test lint manifests plan bench imports docs clean diff deploy destroy dynamo-venv rehearse preflight smoke
+.PHONY: help setup synth validate test lint manifests plan bench imports docs clean diff deploy destroy dynamo-venv rehearse preflight smoke review
 
 help:
 	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth (with cdk-nag) into cdk.out/"
 	@echo "make test                     set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas)"
 	@echo "make validate [CONFIG=path]   only validate a config file"
 	@echo "make diff|deploy|destroy [CONFIG=path]  cdk diff/deploy/destroy --all (AWS credentials needed)"
+	@echo "make destroy CONFIG=pipeline.yaml ENVIRONMENT=name  destroy one environment of a pipeline config"
 	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
+	@echo "make review [BASE=ref] [CONFIG=path]  offline PR review: cdk diff + manifest diff of BASE (default: merge base with main) vs the working tree -> dist/review/"
 	@echo "make lint                     ruff on the Python, cfn-lint on the templates of every config"
 	@echo "make preflight [CONFIG=path] check the AWS account: credentials, bootstrap, GPU quotas, offerings, HF token"
 	@echo "make smoke GRAPH=name | URL=url  smoke-test a deployed graph (kubectl port-forward) or any frontend"
@@ -78,8 +80,22 @@ diff: setup validate
 deploy: setup validate
 	$(CDK) deploy $(CDK_FLAGS) --all $(NAG) -c config=$(CONFIG)
 
+# A pipeline config needs ENVIRONMENT=<name>: `ops destroy-target` writes that environment's
+# merged config (same stacks, account and region as the pipeline deployed) and prints its
+# path; without ENVIRONMENT it refuses and prints the per-environment procedure.
+ENVIRONMENT ?=
 destroy: setup validate
-	$(CDK) destroy $(CDK_FLAGS) --all -c config=$(CONFIG)
+	@target=$$($(PY) -m ops destroy-target --config $(CONFIG) $(if $(ENVIRONMENT),--environment $(ENVIRONMENT))) && \
+	  $(CDK) destroy $(CDK_FLAGS) --all -c config=$$target
+
+# What a change does to each environment, without AWS credentials: synthesizes BASE (a git
+# ref, default the merge base with main) in a temporary worktree and the working tree, then
+# cdk diff per stack, a YAML diff of the embedded manifests and dist/review/summary.md.
+# `python -m ops review` exits 3 (stateful resource replaced/deleted) or 4 (IAM/security
+# broadening); make reports any failure as 2, so CI reads dist/review/status.json.
+BASE ?=
+review: setup
+	@$(PY) -m ops review --config $(CONFIG) $(if $(BASE),--base $(BASE))
 
 manifests: $(VENV)/.stamp
 	@$(PY) -m ops manifests --config $(CONFIG) --out dist/manifests

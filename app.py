@@ -15,7 +15,8 @@ if __name__ == "__main__":
 
 import aws_cdk as cdk
 
-from config import ConfigError, load_config
+from config import ConfigError
+from plan import load_config
 from stacks.deployment import add_deployment
 
 DEFAULT_CONFIG = "config/default.yaml"
@@ -53,8 +54,8 @@ def nag_requested(app: cdk.App) -> bool:
 
 def add_pipeline(app: cdk.App, cfg, config_path: str) -> None:
     """A config with a `pipeline` section deploys through CodePipeline, never directly."""
-    from config.pipeline import environment_configs
-    from stacks.names import stack_id
+    from config.environments import environment_configs
+    from config.names import stack_id
     from stacks.pipeline_stack import PipelineStack
 
     path = Path(config_path).resolve()
@@ -73,6 +74,7 @@ def add_pipeline(app: cdk.App, cfg, config_path: str) -> None:
         pipeline=cfg.pipeline,
         environments=environments,
         config_path=in_repo.as_posix(),
+        removal_policy=cdk.RemovalPolicy.RETAIN if cfg.retain_data else cdk.RemovalPolicy.DESTROY,
         env=cdk.Environment(account=cfg.pipeline.account, region=cfg.pipeline.region),
         stack_name=name,
         description=f"dynamo-eks {cfg.environment}: CDK Pipeline promoting "

@@ -79,6 +79,12 @@ class ClusterConfig(StrictModel):
     system_nodes: SystemNodesConfig = Field(
         SystemNodesConfig(), description="Managed node group for system pods only."
     )
+    # The stack owns /aws/eks/<name>/cluster and the kubectl and teardown-guard Lambdas' log
+    # groups, so they expire and go with the stack (removal_policy) instead of outliving it.
+    log_retention_days: int = Field(
+        default=30, ge=1, le=3653,
+        description="Days to keep EKS control-plane logs and the cluster's Lambda logs (rounded up to a CloudWatch period).",
+    )
 
     @field_validator("kubernetes_version", mode="before")
     @classmethod

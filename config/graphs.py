@@ -3,8 +3,8 @@
 A graph is one model behind one frontend. Its topology picks the worker roles: `worker`
 for agg/agg_router, `prefill` + `decode` for disagg/disagg_router/multinode. Placement
 (Karpenter node pool and/or instance type) may be set per graph and overridden per role.
-Cross-section checks (pools exist, capacity fits) run in `check_graphs`, called from
-DeploymentConfig once every section is validated.
+Everything here is about one graph on its own; what needs other sections (pools exist, EFA,
+capacity) is resolved once in plan/ (`plan.load_config`, `plan.resolve`).
 """
 
 from __future__ import annotations
@@ -12,18 +12,14 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from config.base import DnsLabel, StrictModel
-from config.catalog.instances import INSTANCE_TYPES, GpuInstance
 from config.catalog.dynamo_parsers import REASONING_PARSERS
 from config.catalog.models import ModelSpec, find_model, reasoning_parser_for
 from config.versions import DYNAMO
-
-if TYPE_CHECKING:
-    from config.schema import DeploymentConfig
 
 Backend = Literal["vllm", "sglang", "trtllm", "mocker"]
 Topology = Literal["agg", "agg_router", "disagg", "disagg_router", "multinode"]
@@ -467,161 +463,4 @@ def _graph_problem(graph: GraphConfig) -> str | None:
             f"max_model_len {graph.max_model_len} exceeds {graph.model}'s context of "
             f"{spec.max_context}; use at most {spec.max_context}"
         )
-    return None
-
-
-# -- cross-section checks --------------------------------------------------------------
-
-
-def has_multinode(graphs: list[GraphConfig]) -> bool:
-    """Whether the platform must install Grove + KAI (multinode orchestration)."""
-    return any(graph.multinode for graph in graphs)
-
-
-def role_instance_types(
-    cfg: DeploymentConfig, role: WorkerRole
-) -> tuple[list[GpuInstance] | None, str | None]:
-    """(instance types Karpenter may launch for the role, problem) from its placement."""
-    pools = {pool.name: pool for pool in cfg.karpenter.pools()}
-    pool = None
-    if role.node_pool is not None:
-        pool = pools.get(role.node_pool)
-        if pool is None:
-            known = ", ".join(name for name, p in pools.items() if p.is_gpu) or "none"
-            return None, (
-                f"{role.name}.node_pool '{role.node_pool}' is not a Karpenter node pool; use one "
-                f"of the GPU pools {known} (karpenter section)"
-            )
-        if not pool.is_gpu:
-            gpu_pools = ", ".join(name for name, p in pools.items() if p.is_gpu) or "none"
-            return None, (
-                f"{role.name}.node_pool '{role.node_pool}' has no GPU instance types; use one of "
-                f"the GPU pools {gpu_pools}"
-            )
-    if role.instance_type is None:
-        return (pool.launchable() if pool else None), None
-    instance = INSTANCE_TYPES.get(role.instance_type)
-    if instance is None:
-        return None, (
-            f"{role.name}.instance_type '{role.instance_type}' is not a GPU type in the catalog; "
-            "use e.g. g6e.xlarge, g6e.12xlarge or p5.48xlarge (see config/catalog/instances.py)"
-        )
-    allowed = [pool] if pool else [p for p in pools.values() if p.is_gpu]
-    if not any(instance in p.launchable() for p in allowed):
-        where = f"node pool '{pool.name}'" if pool else "any Karpenter GPU pool"
-        options = sorted({t.name for p in allowed for t in p.launchable()})
-        return None, (
-            f"{role.name}.instance_type {instance.name} cannot be launched by {where}; pick one "
-            f"of {', '.join(options[:6]) or 'none'} or add a pool for it (karpenter section)"
-        )
-    return [instance], None
-
-
-def efa_interfaces_per_pod(cfg: DeploymentConfig, role: WorkerRole) -> int:
-    """EFA devices one pod of the role gets: the node's interfaces shared out by its GPUs, on
-    the EFA type with the fewest interfaces per GPU. 0 when a pod's share is less than one
-    interface: requesting a whole one would leave the node's other GPUs idle."""
-    types, _ = role_instance_types(cfg, role)
-    candidates = [t for t in types or [] if t.efa and t.gpus >= role.gpus_per_pod]
-    if not candidates:
-        return 0
-    return min(t.efa_interfaces * role.gpus_per_pod // t.gpus for t in candidates)
-
-
-def role_efa(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> bool:
-    """EFA for a role: the graph's explicit setting, else on where the role's pool is an EFA
-    pool and each pod gets at least one whole interface."""
-    if not graph.uses_gpus:
-        return False
-    if graph.efa is not None:
-        return graph.efa
-    pools = {pool.name: pool for pool in cfg.karpenter.pools()}
-    pool = pools.get(role.node_pool or "")
-    return bool(pool and pool.efa) and efa_interfaces_per_pod(cfg, role) >= 1
-
-
-def check_graphs(cfg: DeploymentConfig) -> list[str]:
-    """One problem per failing graph (its first) across checks that need other sections
-    (pools, capacity), so a config with several bad graphs reports all of them at once."""
-    problems: list[str] = _stack_pinning_problems(cfg)
-    for graph in _unique_graphs(cfg, problems):
-        problem = _cross_section_problem(cfg, graph)
-        if problem:
-            problems.append(problem)
-    return problems
-
-
-# A pinned stack may hold more than the automatic shard size; this keeps it well inside
-# CloudFormation's limits (each graph is ~8 KB of template and two outputs).
-MAX_GRAPHS_PER_PINNED_STACK = 25
-
-
-def _stack_pinning_problems(cfg: DeploymentConfig) -> list[str]:
-    pinned = [graph for graph in cfg.graphs if graph.stack is not None]
-    if not pinned:
-        return []
-    if len(pinned) != len(cfg.graphs):
-        loose = ", ".join(graph.name for graph in cfg.graphs if graph.stack is None)
-        return [f"graphs {loose} have no stack while others do; set stack on every graph or on none"]
-    problems = []
-    for number in sorted({graph.stack for graph in pinned}):
-        members = [graph.name for graph in pinned if graph.stack == number]
-        if len(members) > MAX_GRAPHS_PER_PINNED_STACK:
-            problems.append(
-                f"stack {number} holds {len(members)} graphs; put at most "
-                f"{MAX_GRAPHS_PER_PINNED_STACK} in one stack (move some to another stack number)"
-            )
-    return problems
-
-
-def _unique_graphs(cfg: DeploymentConfig, problems: list[str]) -> list[GraphConfig]:
-    seen: set[str] = set()
-    unique = []
-    for graph in cfg.graphs:
-        if graph.name in seen:
-            problems.append(f"graph '{graph.name}' is defined twice; graph names must be unique")
-            continue
-        seen.add(graph.name)
-        unique.append(graph)
-    return unique
-
-
-def _cross_section_problem(cfg: DeploymentConfig, graph: GraphConfig) -> str | None:
-    """The first problem of one graph against the pools and the capacity plan."""
-    from config.capacity import CapacityError, plan_graph
-
-    for role in graph.worker_roles():
-        if not graph.uses_gpus:
-            pools = [pool.name for pool in cfg.karpenter.pools()]
-            if role.node_pool and role.node_pool not in pools:
-                return (
-                    f"graph '{graph.name}': {role.name}.node_pool '{role.node_pool}' is not a "
-                    f"Karpenter node pool; use one of {', '.join(pools)}"
-                )
-            continue
-        _, problem = role_instance_types(cfg, role)
-        if problem:
-            return f"graph '{graph.name}': {problem}"
-        if role_efa(cfg, graph, role):
-            types, _ = role_instance_types(cfg, role)
-            lacking = [t.name for t in types or [] if not t.efa]
-            if lacking:
-                return (
-                    f"graph '{graph.name}': efa is on but {role.name} may run on "
-                    f"{', '.join(lacking)} without EFA; use e.g. p5.48xlarge or g6e.12xlarge, "
-                    "or set efa: false"
-                )
-            if efa_interfaces_per_pod(cfg, role) < 1:
-                per_interface = max(t.gpus // max(1, t.efa_interfaces) for t in types or [])
-                return (
-                    f"graph '{graph.name}': efa is true but a {role.name} pod uses "
-                    f"{role.gpus_per_pod} GPU(s), less than the {per_interface} GPUs that share one "
-                    f"EFA interface, so one pod would hold the node's interface and its other GPUs "
-                    f"would idle; set {role.name}.tensor_parallel_size to at least "
-                    f"{per_interface * role.config.nodes} or efa: false"
-                )
-    try:
-        plan_graph(cfg, graph)
-    except CapacityError as err:
-        return str(err)
     return None

@@ -1,21 +1,17 @@
 """Where graph images come from (NGC or our ECR) and how our own images are built.
 
-`image_uri` is the one place that turns an image name into the URI a pod pulls; graphs and
-charts call it instead of formatting registries themselves.
+`plan.images.image_uri` is the one place that turns an image name into the URI a pod pulls.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from config import versions
 from config.base import StrictModel
-from stacks.names import BUILD_FRAMEWORKS, ecr_repository_name
-
-if TYPE_CHECKING:
-    from config.schema import DeploymentConfig
+from config.names import BUILD_FRAMEWORKS
 
 class ImageBuildConfig(StrictModel):
     # Upstream builds Rust wheels, UCX and NIXL from source and pulls multi-GB base images,
@@ -23,9 +19,11 @@ class ImageBuildConfig(StrictModel):
     compute: Literal["large", "xlarge", "2xlarge"] = Field(
         "large", description="CodeBuild compute size for image builds (large = 8 vCPU, 15 GB)."
     )
-    # CodeBuild stops a build after this long (its own maximum is 8 hours).
+    # CodeBuild stops a build after this long; 2160 minutes (36 hours) is CodeBuild's own
+    # maximum build timeout (TimeoutInMinutes 5-2160).
     timeout_minutes: int = Field(
-        default=240, ge=30, le=480, description="CodeBuild stops a build after this long."
+        default=240, ge=30, le=2160,
+        description="CodeBuild stops a build after this long (30 to 2160, CodeBuild's maximum).",
     )
     log_retention_days: int = Field(
         default=30, ge=1, le=3653, description="Days to keep image build logs."
@@ -54,24 +52,3 @@ def image_tag(*, efa: bool = False) -> str:
 
 def ecr_registry(account: str, region: str) -> str:
     return f"{account}.dkr.ecr.{region}.amazonaws.com"
-
-
-def image_uri(cfg: DeploymentConfig, image_name: str, *, efa: bool = False) -> str:
-    """The URI a pod pulls for `image_name` (e.g. 'vllm-runtime') in this deployment.
-
-    With `images.source: ecr`, images our build produces resolve to this environment's
-    repository (nodes pull it with their AmazonEC2ContainerRegistryPullOnly policy). Images
-    the build does not produce (dynamo-frontend needs upstream's EPP build; dynamo-planner)
-    stay on NGC, so a graph never points at a repository nobody pushes to. With no
-    `account` in the config, the account is the deploying stack's (a CloudFormation token).
-    """
-    tag = image_tag(efa=efa)
-    if cfg.images.source == "ngc" or image_name not in BUILT_IMAGES:
-        return f"{versions.DYNAMO_IMAGE_REGISTRY}/{image_name}:{tag}"
-    account = cfg.account
-    if account is None:
-        from aws_cdk import Aws
-
-        account = Aws.ACCOUNT_ID
-    repository = ecr_repository_name(cfg.cluster.name, image_name)
-    return f"{ecr_registry(account, cfg.region)}/{repository}:{tag}"

@@ -36,10 +36,6 @@ def load_config(path: str | Path) -> DeploymentConfig:
         cfg = DeploymentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(describe_errors(path, err)) from None
-    if cfg.pipeline is not None:
-        from config.pipeline import environment_configs
-
-        environment_configs(cfg, path)  # every environment's merged config must be valid too
     return cfg
 
 

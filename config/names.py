@@ -1,6 +1,10 @@
-"""Names shared by stacks and charts (namespaces, tags, repositories): one owner per fact."""
+"""Names shared by config, plan, charts, stacks and ops (namespaces, labels, tags, repositories,
+stack outputs): one owner per fact. A leaf: it imports nothing of the project, so every
+layer may read it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # Images we may build ourselves (issue: image build). Upstream names, so a pull from NGC
 # and a pull from our ECR differ only in the registry part.
@@ -105,3 +109,21 @@ GPU_MODEL_LABEL = "dynamo-eks/gpu-model"  # e.g. l4, l40s, h100 (config/catalog/
 EFA_LABEL = "dynamo-eks/efa"  # "true" on pools whose nodes get EFA interfaces
 # The EFS CSI node agent removes this taint once it can mount; pods never land before that.
 EFS_STARTUP_TAINT_KEY = "efs.csi.aws.com/agent-not-ready"
+
+
+# System node group: only pods that tolerate this taint land there; inference runs on
+# Karpenter nodes.
+CRITICAL_ADDONS_TAINT = "CriticalAddonsOnly"
+SYSTEM_NODE_LABEL = ("dynamo-eks/node-role", "system")
+
+# What the image-build CodeBuild project (stacks/image_build.py) and its client
+# (image_build/client.py) agree on.
+BUILDSPEC = Path(__file__).resolve().parents[1] / "image_build" / "buildspec.yml"
+# Registry stack outputs the client reads to find the project.
+OUTPUT_PROJECT = "ImageBuildProjectName"
+OUTPUT_LOG_GROUP = "ImageBuildLogGroupName"
+
+
+def framework_env_key(framework: str) -> str:
+    """Suffix of the per-framework project variables (IMAGE_REPOSITORY_<KEY>, CUDA_VERSION_<KEY>)."""
+    return framework.upper()

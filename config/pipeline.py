@@ -9,16 +9,12 @@ the dev/prod difference in one place. Each merged result is validated like any c
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from config.base import StrictModel
 from config.catalog.regions import ZONE_LETTERS
-
-if TYPE_CHECKING:
-    from config.schema import DeploymentConfig
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _CONNECTION_ARN = re.compile(
@@ -26,6 +22,7 @@ _CONNECTION_ARN = re.compile(
 )
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _account(value: object) -> str:
@@ -76,6 +73,23 @@ class PipelineConfig(StrictModel):
     environments: list[PipelineEnvironment] = Field(
         min_length=1, description="Environments in promotion order."
     )
+    # Every CodeBuild project of the pipeline (synth, self-update, assets, post-deploy steps)
+    # logs to one group of the pipeline stack with this retention.
+    log_retention_days: int = Field(
+        default=30, ge=1, le=3653,
+        description="Days to keep the pipeline's CodeBuild logs (rounded up to a CloudWatch period).",
+    )
+    # Source and cloud-assembly artifacts expire after this; an execution older than that
+    # cannot be retried (push again instead).
+    artifact_retention_days: int = Field(
+        default=90, ge=7, le=3650, description="Days to keep pipeline artifacts in the artifact bucket."
+    )
+    # Failed executions and approvals waiting for a person go to an SNS topic (output
+    # NotificationTopicArn); these addresses are subscribed to it (each confirms by email).
+    notification_emails: list[str] = Field(
+        default_factory=list,
+        description="Email addresses subscribed to pipeline failure and pending-approval notifications.",
+    )
 
     @field_validator("account", mode="before")
     @classmethod
@@ -107,58 +121,17 @@ class PipelineConfig(StrictModel):
             raise ValueError(f"'{value}' is not owner/name; write it like my-org/dynamo-eks")
         return value
 
+    @field_validator("notification_emails")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not _EMAIL.match(address):
+                raise ValueError(f"'{address}' is not an email address; write it like team@example.com")
+        return value
+
     @field_validator("branch")
     @classmethod
     def _branch(cls, value: str) -> str:
         if not _BRANCH.match(value):
             raise ValueError(f"'{value}' is not a branch name; use e.g. main")
         return value
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def environment_configs(
-    cfg: DeploymentConfig, path: str | Path
-) -> list[tuple[PipelineEnvironment, DeploymentConfig]]:
-    """Each pipeline environment's own validated config, in pipeline order.
-
-    Raises ConfigError with one line per problem, naming the environment.
-    """
-    from config.loader import ConfigError, describe_errors
-    from config.schema import DeploymentConfig
-
-    assert cfg.pipeline is not None
-    path = Path(path)
-    base = cfg.model_dump(exclude={"pipeline"}, exclude_unset=True)
-    lines: list[str] = []
-    result: list[tuple[PipelineEnvironment, DeploymentConfig]] = []
-    seen: dict[str, int] = {}
-    for index, settings in enumerate(cfg.pipeline.environments):
-        where = f"pipeline.environments.{index} ({settings.overrides['environment']})"
-        try:
-            merged = DeploymentConfig.model_validate(deep_merge(base, settings.overrides))
-        except ValidationError as err:
-            lines.extend(
-                f"{path}: {where}: {line.removeprefix(f'{path}: ')}"
-                for line in describe_errors(path, err)
-            )
-            continue
-        if merged.environment in seen:
-            lines.append(
-                f"{path}: {where}: environment '{merged.environment}' is already used by "
-                f"pipeline.environments.{seen[merged.environment]}; stack names derive from "
-                "it, so give each environment its own name"
-            )
-        seen.setdefault(merged.environment, index)
-        result.append((settings, merged))
-    if lines:
-        raise ConfigError(lines)
-    return result

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from config.base import DnsLabel, StrictModel
 from config.catalog.regions import ZONE_LETTERS
 from config.cluster import ClusterConfig
-from config.graphs import GraphConfig, check_graphs
+from config.graphs import GraphConfig
 from config.images import ImagesConfig
 from config.karpenter import KarpenterConfig, check_with_deployment
 from config.network import NetworkConfig
@@ -99,14 +99,6 @@ class DeploymentConfig(StrictModel):
     @model_validator(mode="after")
     def _karpenter_fits(self) -> DeploymentConfig:
         check_with_deployment(self.karpenter, self.network.availability_zones, self.tags)
-        return self
-
-    @model_validator(mode="after")
-    def _graphs_fit(self) -> DeploymentConfig:
-        problems = check_graphs(self)
-        if problems:
-            # One line each (config/loader.py splits multi-line messages).
-            raise ValueError("\n".join(problems))
         return self
 
     @property

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from stacks.names import BUILD_FRAMEWORKS, stack_id
+from config.names import BUILD_FRAMEWORKS, stack_id
 
 DEFAULT_CONFIG = "config/default.yaml"
 
@@ -83,21 +83,24 @@ def _run(args: argparse.Namespace, session_factory: Any, out) -> int:
         )
     stack_name = stack_id(cfg.environment, "registry")
     try:
-        project = client.find_project(session.client("cloudformation"), stack_name, cfg.region)
-        codebuild = session.client("codebuild")
+        config = client.client_config()
+        project = client.find_project(
+            session.client("cloudformation", config=config), stack_name, cfg.region
+        )
+        codebuild = session.client("codebuild", config=config)
         if args.command == "start":
             build = client.start_build(codebuild, project, framework=args.framework, efa=args.efa)
             uri = client.expected_image_uri(build, framework=args.framework, efa=args.efa)
             print(f"started {build['id']} -> {uri}", file=out)
             if not args.wait:
-                print(f"follow it: python -m image_build follow {build['id']} --config {args.config}", file=out)
+                print(f"follow it: {follow_command(build['id'], args.config, args.environment)}", file=out)
                 return 0
             build_id = build["id"]
         else:
             build_id = args.build_id
         final = client.follow(
             codebuild,
-            session.client("logs"),
+            session.client("logs", config=config),
             build_id,
             log_group=project.log_group,
             out=out,
@@ -122,6 +125,16 @@ def _run(args: argparse.Namespace, session_factory: Any, out) -> int:
     return 0
 
 
+def follow_command(build_id: str, config: str, environment: str | None) -> str:
+    """The command that attaches to this build again, with the same config and environment."""
+    import shlex
+
+    command = ["python", "-m", "image_build", "follow", build_id, "--config", config]
+    if environment:
+        command += ["--environment", environment]
+    return shlex.join(command)
+
+
 def _variable(build: dict, name: str) -> str | None:
     for variable in build.get("environment", {}).get("environmentVariables", []):
         if variable["name"] == name:
@@ -134,14 +147,14 @@ def _framework_of(build: dict) -> str:
 
 
 def _environment_config(path: str, environment: str | None):
-    from config import load_config
+    from plan import load_config
 
     cfg = load_config(path)
     if cfg.pipeline is None:
         if environment not in (None, cfg.environment):
             raise UsageError(f"{path} describes environment '{cfg.environment}', not '{environment}'")
         return cfg
-    from config.pipeline import environment_configs
+    from config.environments import environment_configs
 
     configs = {env.environment: env for _, env in environment_configs(cfg, path)}
     if environment not in configs:

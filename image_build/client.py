@@ -14,9 +14,28 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from config.images import image_tag
-from image_build.contract import OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
+from config.names import OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
 
 _FAILED = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
+# Error codes AWS uses for "slow down" (CodeBuild and CloudWatch Logs use the first).
+THROTTLING_CODES = frozenset({
+    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+    "LimitExceededException",
+})
+# A follow that is throttled backs off up to this, then polls at this pace until AWS answers.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def client_config():
+    """botocore config for the follow loop's clients: adaptive retries (client-side rate
+    limiting plus exponential backoff on throttling), so a long follow survives busy APIs."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "adaptive", "max_attempts": 10})
+
+
+def _throttled(err: ClientError) -> bool:
+    return err.response.get("Error", {}).get("Code") in THROTTLING_CODES
 
 
 class BuildError(Exception):
@@ -95,16 +114,34 @@ def follow(
     poll_seconds: float = 10.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    """Print phase changes and new log lines until the build completes; return the build."""
+    """Print phase changes and new log lines until the build completes; return the build.
+
+    Throttling (once botocore's own retries are spent) never ends the follow: it waits
+    longer, up to MAX_BACKOFF_SECONDS, and polls again; the build runs on regardless. After
+    the build completes the log is read once more, after one poll interval, because
+    CloudWatch Logs receives the last lines after CodeBuild reports the end.
+    """
     cursor = _LogCursor(group=log_group)
+    backoff = poll_seconds
     while True:
-        build = codebuild.batch_get_builds(ids=[build_id])["builds"][0]
+        try:
+            build = codebuild.batch_get_builds(ids=[build_id])["builds"][0]
+        except ClientError as err:
+            if not _throttled(err):
+                raise
+            backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_SECONDS)
+            sleep(backoff)
+            continue
+        backoff = poll_seconds
         _print_phases(build, cursor, out)
         stream = (build.get("logs") or {}).get("streamName")
         if stream:
             cursor.stream = stream
             _print_new_log_lines(logs, cursor, out)
         if build.get("buildComplete"):
+            if cursor.stream:
+                sleep(poll_seconds)
+                _print_new_log_lines(logs, cursor, out)
             return build
         sleep(poll_seconds)
 
@@ -126,8 +163,9 @@ def _print_new_log_lines(logs, cursor: _LogCursor, out: TextIO) -> None:
         try:
             page = logs.get_log_events(**kwargs)
         except ClientError as err:
-            # CodeBuild creates the stream a few seconds after the build starts.
-            if err.response["Error"]["Code"] == "ResourceNotFoundException":
+            # CodeBuild creates the stream a few seconds after the build starts; a throttled
+            # read resumes from the same token at the next poll.
+            if err.response["Error"]["Code"] == "ResourceNotFoundException" or _throttled(err):
                 return
             raise
         for event in page.get("events", []):

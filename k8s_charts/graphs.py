@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import cdk8s
 from cdk8s_plus_36 import k8s
 
-from config.capacity import WORKER_HOST_GB, offload_host_gb
-from config.graphs import GraphConfig, WorkerRole, efa_interfaces_per_pod, role_efa
-from config.images import image_uri
+from plan.capacity import WORKER_HOST_GB, offload_host_gb
+from config.graphs import GraphConfig, WorkerRole
+from plan.images import image_uri
+from plan.resolve import ResolvedGraph, RolePlan, resolve_graph
 from config.schema import DeploymentConfig
 from k8s_charts.dynamo_graph import (
     CompilationCache,
@@ -27,7 +28,7 @@ from k8s_charts.dynamo_graph import (
     Multinode,
     ScalingAdapter,
 )
-from stacks.names import (
+from config.names import (
     FRONTEND_SERVICE_PORT,
     GPU_TAINT_KEY,
     HF_TOKEN_SECRET,
@@ -52,14 +53,20 @@ RUNTIME_IMAGES = {"vllm": "vllm-runtime", "sglang": "sglang-runtime", "trtllm": 
 @dataclass(frozen=True)
 class GraphInputs:
     prometheus_url: str
+    # The account of ECR images: the config's, else the deploying stack's (a token).
+    account: str
 
 
 def review_inputs(cfg: DeploymentConfig) -> GraphInputs:
-    return GraphInputs(prometheus_url=prometheus_url())
+    return GraphInputs(prometheus_url=prometheus_url(), account=cfg.account or REVIEW_ACCOUNT)
+
+
+# What `make manifests` shows for the account of a config that leaves it to the credentials.
+REVIEW_ACCOUNT = "<deploying-account>"
 
 
 def build(app: cdk8s.App, cfg: DeploymentConfig, inputs: GraphInputs) -> list[cdk8s.Chart]:
-    return [graph_chart(app, cfg, graph, inputs) for graph in cfg.graphs]
+    return [graph_chart(app, cfg, resolve_graph(cfg, graph), inputs) for graph in cfg.graphs]
 
 
 def chart_id(graph: GraphConfig) -> str:
@@ -74,13 +81,16 @@ def port_forward_command(graph: GraphConfig) -> str:
 
 
 def graph_chart(
-    app: cdk8s.App, cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs
+    app: cdk8s.App, cfg: DeploymentConfig, resolved: ResolvedGraph, inputs: GraphInputs
 ) -> cdk8s.Chart:
+    """One graph's DGD (+ prefetch Job), from its resolved plan: placement, EFA and capacity
+    were decided once in plan/."""
+    graph = resolved.graph
     chart = cdk8s.Chart(app, chart_id(graph), namespace=INFERENCE_NAMESPACE, disable_resource_name_hashes=True)
-    components = [frontend_component(cfg, graph)]
+    components = [frontend_component(cfg, graph, inputs)]
     if graph.planner.enabled:
         components.append(planner_component(cfg, graph, inputs))
-    components.extend(worker_component(cfg, graph, role) for role in graph.worker_roles())
+    components.extend(worker_component(cfg, graph, role, inputs) for role in resolved.roles)
     DynamoGraphDeployment(
         chart,
         "graph",
@@ -100,7 +110,7 @@ def graph_chart(
             chart,
             graph_name=graph.name,
             model_id=graph.model,
-            image=_image(cfg, graph, RUNTIME_IMAGES[graph.backend]),
+            image=_image(cfg, graph, inputs, RUNTIME_IMAGES[graph.backend]),
             backoff_limit=cache.prefetch_backoff_limit,
             timeout_minutes=cache.prefetch_timeout_minutes,
         )
@@ -110,17 +120,17 @@ def graph_chart(
 # -- images ----------------------------------------------------------------------------
 
 
-def _image(cfg: DeploymentConfig, graph: GraphConfig, name: str, *, efa: bool = False) -> str:
+def _image(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs, name: str, *, efa: bool = False) -> str:
     if graph.image_source is not None and graph.image_source != cfg.images.source:
         images = cfg.images.model_copy(update={"source": graph.image_source})
         cfg = cfg.model_copy(update={"images": images})
-    return image_uri(cfg, name, efa=efa)
+    return image_uri(cfg, name, account=inputs.account, efa=efa)
 
 
-def worker_image(cfg: DeploymentConfig, graph: GraphConfig, efa: bool) -> str:
+def worker_image(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs, efa: bool) -> str:
     if graph.backend == "mocker":
-        return _image(cfg, graph, "dynamo-planner")
-    return _image(cfg, graph, RUNTIME_IMAGES[graph.backend], efa=efa)
+        return _image(cfg, graph, inputs, "dynamo-planner")
+    return _image(cfg, graph, inputs, RUNTIME_IMAGES[graph.backend], efa=efa)
 
 
 # -- shared pod pieces -------------------------------------------------------------------
@@ -156,13 +166,13 @@ def _pod_labels(graph: GraphConfig) -> dict[str, str]:
 # -- components --------------------------------------------------------------------------
 
 
-def frontend_component(cfg: DeploymentConfig, graph: GraphConfig) -> Component:
+def frontend_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs) -> Component:
     env = _hf_env()
     if graph.kv_routed:
         env.append(k8s.EnvVar(name="DYN_ROUTER_MODE", value="kv"))
     container = k8s.Container(
         name="main",
-        image=_image(cfg, graph, "dynamo-frontend"),
+        image=_image(cfg, graph, inputs, "dynamo-frontend"),
         command=["python3", "-m", "dynamo.frontend"],
         args=["--http-port", str(FRONTEND_SERVICE_PORT)],
         env=env,
@@ -224,7 +234,7 @@ LOAD_THRESHOLD_KEYS = (
 def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs) -> Component:
     container = k8s.Container(
         name="main",
-        image=_image(cfg, graph, "dynamo-planner"),
+        image=_image(cfg, graph, inputs, "dynamo-planner"),
         command=["python3", "-m", "dynamo.planner"],
         args=["--config", json.dumps(planner_config(graph), sort_keys=True)],
         env=[k8s.EnvVar(name="PROMETHEUS_ENDPOINT", value=inputs.prometheus_url)],
@@ -420,9 +430,9 @@ def host_memory_request_gb(graph: GraphConfig, role: WorkerRole) -> int | None:
     return offload_host_gb(graph, role) + WORKER_HOST_GB
 
 
-def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> Component:
+def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan, inputs: GraphInputs) -> Component:
+    role, efa = placed.role, placed.efa
     config = role.config
-    efa = role_efa(cfg, graph, role)
     volumes = [_cache_volume()]
     mounts = [_cache_mount()]
     requests: dict[str, k8s.Quantity] = {"ephemeral-storage": _q("2Gi")}
@@ -446,14 +456,14 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
         requests.update({"cpu": _q(1), "memory": _q("2Gi")})
     security = None
     if efa:
-        count = _q(efa_interfaces_per_pod(cfg, role))
+        count = _q(placed.efa_interfaces)
         limits[EFA_RESOURCE] = count
         requests[EFA_RESOURCE] = count
         # libfabric registers (pins) memory for RDMA.
         security = k8s.SecurityContext(capabilities=k8s.Capabilities(add=["IPC_LOCK"]))
     container = k8s.Container(
         name="main",
-        image=worker_image(cfg, graph, efa),
+        image=worker_image(cfg, graph, inputs, efa),
         command=["python3", "-m", f"dynamo.{graph.backend}"],
         args=worker_args(graph, role, efa),
         env=worker_env(graph, role, efa),
@@ -463,11 +473,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole
         security_context=security,
         working_dir="/workspace",
     )
-    node_selector: dict[str, str] = {}
-    if role.node_pool:
-        node_selector["karpenter.sh/nodepool"] = role.node_pool
-    if role.instance_type:
-        node_selector["node.kubernetes.io/instance-type"] = role.instance_type
+    node_selector = placed.node_selector
     tolerations = []
     if graph.uses_gpus:
         tolerations.append(k8s.Toleration(key=GPU_TAINT_KEY, operator="Exists", effect="NoSchedule"))

@@ -18,7 +18,7 @@ from config.karpenter import KarpenterConfig, NodePoolConfig
 from config.schema import DeploymentConfig
 from k8s_charts.imports.karpenter.aws.k8s import karpenter as ec2
 from k8s_charts.imports.karpenter.sh import karpenter as kp
-from stacks.names import (
+from config.names import (
     EFA_LABEL,
     EFS_STARTUP_TAINT_KEY,
     GPU_MODEL_LABEL,

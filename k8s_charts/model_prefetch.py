@@ -14,7 +14,7 @@ import re
 import cdk8s
 from cdk8s_plus_36 import k8s
 
-from stacks.names import (
+from config.names import (
     HF_TOKEN_SECRET,
     INFERENCE_NAMESPACE,
     MODEL_CACHE_MOUNT_PATH,

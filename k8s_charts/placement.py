@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stacks.system_nodes import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
+from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
 
 # Helm-values shaped (plain dicts): charts take them verbatim as tolerations / affinity.
 SYSTEM_TOLERATIONS: list[dict] = [

@@ -23,7 +23,7 @@ from k8s_charts.platform_helm_values import (
     GRAFANA_DASHBOARD_LABEL,
     MONITOR_SELECTOR_LABELS,
 )
-from stacks.names import (
+from config.names import (
     EBS_STORAGE_CLASS,
     CLUSTER_SECRET_STORE,
     DCGM_EXPORTER_RELEASE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from config.platform import MonitoringConfig
 from k8s_charts.placement import SYSTEM_TOLERATIONS, system_node_affinity
-from stacks.names import (
+from config.names import (
     EBS_STORAGE_CLASS,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
     GPU_TAINT_KEY,
@@ -58,7 +58,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
     keep = "Retain" if retain_data else "Delete"
     return {
         # Fixed object names, so the Dynamo operator's prometheusEndpoint and the
-        # port-forward commands need no lookup (stacks/names.py PROMETHEUS_SERVICE).
+        # port-forward commands need no lookup (config/names.py PROMETHEUS_SERVICE).
         "fullnameOverride": PROMETHEUS_RELEASE,
         # No receivers are configured; alerts stay visible in Prometheus' /alerts page.
         "alertmanager": {"enabled": False},

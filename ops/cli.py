@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rehearse": ("ops.rehearse", "run a graph's topology locally on real Dynamo + mocker, then smoke it"),
     "plan": ("ops.plan", "show each graph's GPUs, KV-cache room and on-demand cost"),
     "config-docs": ("ops.config_docs", "regenerate docs/CONFIG.md from the config models"),
+    "destroy-target": ("ops.destroy_target", "the config `make destroy` uses; refuses a pipeline config without an environment"),
+    "review": ("ops.review", "what a change does to each environment: cdk diff, manifest diff, summary (offline)"),
 }
 
 

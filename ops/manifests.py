@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from config import load_config
+from plan import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from config import load_config
-from config.capacity import RESERVE_GIB, GraphPlan, plan_graph
+from plan import load_config
+from plan.capacity import RESERVE_GIB, GraphPlan, plan_graph
 from config.catalog.instances import PRICE_DATE, PRICE_REGION
 
 COLUMNS = ("graph", "role", "instance", "replicas x TP", "GPUs", "nodes", "weights/GPU",

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from config import load_config
+from plan import load_config
 
 Status = Literal["PASS", "WARN", "FAIL"]
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
@@ -112,7 +112,7 @@ def deployment_targets(cfg, config_path: str) -> list[tuple[str, object]]:
     """(label, config) per environment: the file itself, or each pipeline environment."""
     if cfg.pipeline is None:
         return [("", cfg)]
-    from config.pipeline import environment_configs
+    from config.environments import environment_configs
 
     return [(env.environment, env) for _, env in environment_configs(cfg, config_path)]
 
@@ -193,7 +193,7 @@ class VcpuDemand:
 
 def vcpu_demand(cfg) -> dict[str, VcpuDemand]:
     """vCPUs per quota class, from graph plans and node pool limits."""
-    from config.capacity import CapacityError, plan_graph
+    from plan.capacity import CapacityError, plan_graph
 
     demand = {name: VcpuDemand() for name in QUOTAS}
     karpenter = cfg.karpenter
@@ -419,7 +419,7 @@ def check_addon_versions(cfg, clients: Clients, lines: list[Line]) -> None:
 def check_hf_token(cfg, clients: Clients, lines: list[Line]) -> None:
     from botocore.exceptions import ClientError
 
-    from stacks.names import hf_token_secret_name
+    from config.names import hf_token_secret_name
 
     name = hf_token_secret_name(cfg.cluster.name)
     fix = (f"aws secretsmanager put-secret-value --region {cfg.region} --secret-id {name} "

@@ -64,7 +64,7 @@ def select_graph(cfg, name: str | None, config_path: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from config import load_config
+    from plan import load_config
 
     cfg = load_config(args.config)
     graph = local_graph(select_graph(cfg, args.graph, args.config))

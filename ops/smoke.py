@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.graph:
         graph = _graph(args.config, args.graph)
         model = model or graph.model_name
-        from stacks.names import FRONTEND_SERVICE_PORT, INFERENCE_NAMESPACE
+        from config.names import FRONTEND_SERVICE_PORT, INFERENCE_NAMESPACE
 
         service = graph.frontend_service()
         if args.port_forward:
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _graph(config_path: str, name: str):
-    from config import load_config
+    from plan import load_config
 
     cfg = load_config(config_path)
     graphs = {graph.name: graph for graph in cfg.graphs}

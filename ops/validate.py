@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from config import load_config
+from plan import load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.pipeline is None:
         _report(args.config, cfg)
         return 0
-    from config.pipeline import environment_configs
+    from config.environments import environment_configs
 
     # A pipeline config deploys its environments, not its top level: report each of them.
     for _, environment in environment_configs(cfg, args.config):
@@ -51,7 +51,7 @@ def config_warnings(cfg) -> list[str]:
         warnings.append(
             "cluster.admin_principals is empty; add your IAM role ARN or nobody can use kubectl"
         )
-    from config.capacity import plan_graph
+    from plan.capacity import plan_graph
 
     for graph in cfg.graphs:
         warnings.extend(plan_graph(cfg, graph).warnings)

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from config.catalog.instances import INSTANCE_TYPES, GpuInstance
 from config.catalog.models import ModelSpec
-
-if TYPE_CHECKING:
-    from config.graphs import GraphConfig, WorkerRole
-    from config.schema import DeploymentConfig
+from config.graphs import GraphConfig, WorkerRole
+from config.schema import DeploymentConfig
+from plan.placement import role_instance_types
 
 GIB = 2**30
 GB = 1e9
@@ -257,8 +255,6 @@ def _node_count(instance: GpuInstance, gpus_per_pod: int, pods: int) -> int:
 
 def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
     """Check every worker role and return the plan; raises CapacityError on a misfit."""
-    from config.graphs import role_instance_types
-
     base = {"graph": graph.name, "backend": graph.backend, "topology": graph.topology, "model": graph.model}
 
     def unchecked(note: str) -> GraphPlan:

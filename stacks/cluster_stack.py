@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import cdk8s
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_kms as kms
@@ -21,7 +21,8 @@ from stacks.nag_acknowledgements import (
     acknowledge_kubectl_provider,
     acknowledge_node_role,
 )
-from stacks.names import discovery_tag_key
+from config.names import discovery_tag_key
+from stacks.retention import owned_log_group, send_function_logs_to
 from stacks.system_nodes import SystemNodeGroup
 from stacks.teardown_guard import TeardownGuard
 
@@ -56,6 +57,15 @@ class ClusterStack(Stack):
             removal_policy=removal_policy,
         )
 
+        # EKS writes control-plane logs to this name and would create it without expiry (and
+        # leave it after `cdk destroy`); created first, it is the stack's.
+        self.control_plane_logs = owned_log_group(
+            self,
+            "ControlPlaneLogs",
+            name=f"/aws/eks/{cluster_config.name}/cluster",
+            days=cluster_config.log_retention_days,
+            removal_policy=removal_policy,
+        )
         self.cluster = eks.Cluster(
             self,
             "Cluster",
@@ -76,6 +86,8 @@ class ClusterStack(Stack):
             ),
             tags={discovery_tag_key(): cluster_config.name},
         )
+        self.cluster.node.find_child("Resource").node.add_dependency(self.control_plane_logs)
+        self._own_kubectl_provider_logs(cluster_config.log_retention_days, removal_policy)
 
         for index, principal in enumerate(cluster_config.admin_principals):
             eks.AccessEntry(
@@ -136,6 +148,28 @@ class ClusterStack(Stack):
             description="Point kubectl at the cluster (needs an admin_principals identity)",
         )
 
+    def _own_kubectl_provider_logs(self, days: int, removal_policy: RemovalPolicy) -> None:
+        """The kubectl provider's handler and its provider-framework Lambda log to groups of
+        this stack (one per function), created before the functions."""
+        provider = self.cluster.kubectl_provider
+        assert provider is not None
+        functions = [
+            construct
+            for construct in provider.node.find_all()
+            if isinstance(construct, CfnResource)
+            and construct.cfn_resource_type == "AWS::Lambda::Function"
+        ]
+        assert len(functions) == 2, [f.node.path for f in functions]
+        for function in functions:
+            owner = function.node.scope  # the lambda.Function construct
+            log_group = owned_log_group(
+                provider,
+                f"{owner.node.id.replace('-', '')}Logs",
+                days=days,
+                removal_policy=removal_policy,
+            )
+            send_function_logs_to(function, log_group)
+
     def _add_karpenter(self, cfg: DeploymentConfig, vpc: ec2.IVpc) -> None:
         """Karpenter and its pools, wired so that `cdk destroy` deletes in this order:
         NodePools/EC2NodeClasses (Karpenter drains and terminates their nodes) -> Karpenter
@@ -158,6 +192,8 @@ class ClusterStack(Stack):
             subnets=vpc.private_subnets,
             node_role=self.karpenter.node_role,
             delete_volumes=not cfg.retain_data,
+            log_retention_days=cfg.cluster.log_retention_days,
+            removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
         )
         # The control plane only (the Cluster construct also holds nodegroups and manifests).
         self.teardown_guard.resource.node.add_dependency(self.cluster.node.find_child("Resource"))

@@ -9,7 +9,8 @@ from constructs import Construct
 
 from config.schema import DeploymentConfig
 from stacks.cluster_stack import ClusterStack
-from stacks.names import stack_id
+from stacks.custom_resource_timeout import bound_kubernetes_custom_resources
+from config.names import stack_id
 from stacks.inference_stack import InferenceStack, add_inference_stacks
 from stacks.network_stack import NetworkStack
 from stacks.platform_stack import PlatformStack
@@ -85,6 +86,7 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         inference=tuple(inference),
     )
     for stack in stacks.all():
+        bound_kubernetes_custom_resources(stack)
         for key, value in {"dynamo-eks:environment": cfg.environment, **cfg.tags}.items():
             Tags.of(stack).add(key, value)
     return stacks

@@ -8,7 +8,7 @@ from constructs import Construct
 
 from config import versions
 from k8s_charts.dynamo_platform_values import DynamoPlatformValues
-from stacks.names import DYNAMO_PLATFORM_RELEASE, DYNAMO_SYSTEM_NAMESPACE
+from config.names import DYNAMO_PLATFORM_RELEASE, DYNAMO_SYSTEM_NAMESPACE
 
 
 class DynamoPlatform(Construct):

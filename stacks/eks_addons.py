@@ -7,7 +7,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct, IDependable
 
 from config import versions
-from stacks.names import VOLUME_CLUSTER_TAG_KEY
+from config.names import VOLUME_CLUSTER_TAG_KEY
 
 # Installed before any node joins: a node is not Ready without networking.
 _BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")

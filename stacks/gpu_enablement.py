@@ -14,7 +14,7 @@ from constructs import Construct, IDependable
 
 from config import versions
 from config.karpenter import KarpenterConfig
-from stacks.names import EFA_LABEL, GPU_MODEL_LABEL, GPU_TAINT_KEY, KARPENTER_NAMESPACE
+from config.names import EFA_LABEL, GPU_MODEL_LABEL, GPU_TAINT_KEY, KARPENTER_NAMESPACE
 
 GPU_TOLERATION = {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 

@@ -18,9 +18,9 @@ from constructs import Construct
 
 from config import versions
 from config.images import ImageBuildConfig
-from image_build.contract import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
+from config.names import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
 from stacks.nag_acknowledgements import acknowledge
-from stacks.names import BUILD_FRAMEWORKS, image_build_project_name
+from config.names import BUILD_FRAMEWORKS, image_build_project_name
 from stacks.retention import log_retention
 
 _COMPUTE = {

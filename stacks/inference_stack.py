@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 
 import cdk8s
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.graphs import GraphConfig
 from config.schema import DeploymentConfig
-from stacks.names import stack_id
+from config.names import stack_id
+from plan.resolve import resolve_graph
 
 # Each graph is one manifest custom resource (~5-15 KB of template) and two outputs;
 # ten per stack keeps every template under ~20% of the size limit.
@@ -62,10 +63,14 @@ class InferenceStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         from k8s_charts import graphs as graph_charts
 
-        inputs = graph_charts.review_inputs(cfg)  # every input is a deterministic name
+        # Every input is a deterministic name, but for the account of ECR images.
+        inputs = graph_charts.GraphInputs(
+            prometheus_url=graph_charts.review_inputs(cfg).prometheus_url,
+            account=cfg.account or Aws.ACCOUNT_ID,
+        )
         app = cdk8s.App()
         for graph in graphs:
-            chart = graph_charts.graph_chart(app, cfg, graph, inputs)
+            chart = graph_charts.graph_chart(app, cfg, resolve_graph(cfg, graph), inputs)
             camel = _camel(graph.name)
             eks.KubernetesManifest(
                 self,

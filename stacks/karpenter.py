@@ -19,14 +19,14 @@ from constructs import Construct, IDependable
 
 from config import versions
 from stacks.eks_addons import pod_identity_role
-from stacks.names import (
+from config.names import (
     KARPENTER_NAMESPACE,
     KARPENTER_RELEASE,
     KARPENTER_SERVICE_ACCOUNT,
     interruption_queue_name,
     karpenter_node_role_name,
 )
-from stacks.system_nodes import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
+from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
 
 NODE_ROLE_MANAGED_POLICIES = (
     "AmazonEKS_CNI_Policy",

@@ -8,7 +8,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.network import NetworkConfig
-from stacks.names import discovery_tag_key
+from config.names import discovery_tag_key
 from stacks.retention import log_retention
 
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Environment, Stack, Stage
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import pipelines
 from constructs import Construct
 
@@ -23,6 +27,7 @@ from config.pipeline import PipelineConfig, PipelineEnvironment
 from config.schema import DeploymentConfig
 from stacks.deployment import DeploymentStacks, add_deployment
 from stacks.nag_acknowledgements import acknowledge
+from stacks.retention import owned_log_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,6 +72,7 @@ class PipelineStack(Stack):
         pipeline: PipelineConfig,
         environments: list[tuple[PipelineEnvironment, DeploymentConfig]],
         config_path: str,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -80,6 +86,22 @@ class PipelineStack(Stack):
             primary_output_directory="cdk.out",
         )
         build_image = codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.from_code_build_image_id(versions.CODEBUILD_IMAGE))
+        # One log group for every CodeBuild project of the pipeline, with retention, instead
+        # of /aws/codebuild/<project> groups CodeBuild would create without expiry. Streams
+        # are prefixed by what ran: synth, self-update, assets, step (post-deploy).
+        self.build_logs = owned_log_group(
+            self, "BuildLogs", days=pipeline.log_retention_days, removal_policy=removal_policy
+        )
+
+        def logs_to(prefix: str) -> pipelines.CodeBuildOptions:
+            return pipelines.CodeBuildOptions(
+                logging=codebuild.LoggingOptions(
+                    cloud_watch=codebuild.CloudWatchLoggingOptions(
+                        log_group=self.build_logs, prefix=prefix
+                    )
+                )
+            )
+
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
@@ -91,7 +113,13 @@ class PipelineStack(Stack):
             enable_key_rotation=True,
             cli_version=pinned_cdk_cli(),
             cdk_assets_cli_version=versions.CDK_ASSETS_CLI,
-            code_build_defaults=pipelines.CodeBuildOptions(build_environment=build_image),
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=build_image,
+                logging=logs_to("step").logging,
+            ),
+            synth_code_build_defaults=logs_to("synth"),
+            self_mutation_code_build_defaults=logs_to("self-update"),
+            asset_publishing_code_build_defaults=logs_to("assets"),
         )
         self.stages: list[DeploymentStage] = []
         for settings, env_cfg in environments:
@@ -118,8 +146,70 @@ class PipelineStack(Stack):
             self.stages.append(stage)
         # Build now (not at synth) so the generated roles exist to be acknowledged.
         self.pipeline.build_pipeline()
+        self._artifacts_kept_with_their_key(pipeline.artifact_retention_days)
+        self._notifications(pipeline.notification_emails, removal_policy)
         self._acknowledge_generated_roles()
         self._role_arns_as_sub()
+
+    def _artifacts_kept_with_their_key(self, days: int) -> None:
+        """CodePipeline makes the artifact bucket `Retain` and its KMS key `Delete`, which
+        would leave a bucket nobody can read. Both are retained (CloudFormation cannot delete
+        a non-empty bucket, and the bucket holds the cloud assemblies each environment was
+        deployed from); a lifecycle rule expires artifacts so the bucket empties itself."""
+        bucket = self.pipeline.pipeline.artifact_bucket
+        assert isinstance(bucket, s3.Bucket), type(bucket)
+        bucket.add_lifecycle_rule(
+            id="ExpireArtifacts",
+            expiration=Duration.days(days),
+            noncurrent_version_expiration=Duration.days(1),
+            abort_incomplete_multipart_upload_after=Duration.days(1),
+        )
+        bucket.apply_removal_policy(RemovalPolicy.RETAIN)
+        assert bucket.encryption_key is not None
+        # The alias goes with the stack, so a new pipeline of the same name can create it.
+        bucket.encryption_key.apply_removal_policy(RemovalPolicy.RETAIN)
+
+    def _notifications(self, emails: list[str], removal_policy: RemovalPolicy) -> None:
+        """Failed or cancelled executions, failed actions, and approvals waiting for a person
+        go to an SNS topic (KMS-encrypted, TLS only) through a CodeStar notification rule."""
+        key = kms.Key(
+            self,
+            "NotificationsKey",
+            description=f"Encrypts the notifications of {self.pipeline.pipeline.pipeline_name}",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+        )
+        # CodeStar Notifications publishes to the encrypted topic with this key.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                principals=[iam.ServicePrincipal("codestar-notifications.amazonaws.com")],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+        self.notification_topic = sns.Topic(
+            self, "Notifications", master_key=key, enforce_ssl=True,
+            display_name=f"{self.pipeline.pipeline.pipeline_name} failures and approvals",
+        )
+        for email in emails:
+            self.notification_topic.add_subscription(subscriptions.EmailSubscription(email))
+        self.pipeline.pipeline.notify_on(
+            "FailuresAndApprovals",
+            self.notification_topic,
+            events=[
+                codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_FAILED,
+                codepipeline.PipelineNotificationEvents.PIPELINE_EXECUTION_CANCELED,
+                codepipeline.PipelineNotificationEvents.ACTION_EXECUTION_FAILED,
+                codepipeline.PipelineNotificationEvents.MANUAL_APPROVAL_NEEDED,
+            ],
+        )
+        CfnOutput(
+            self,
+            "NotificationTopicArn",
+            value=self.notification_topic.topic_arn,
+            description="SNS topic of pipeline failures and pending approvals; subscribe to it",
+        )
 
     def _role_arns_as_sub(self) -> None:
         """Write each action's Configuration.RoleArn as the equivalent Fn::Sub.

@@ -17,7 +17,7 @@ from k8s_charts.platform_helm_values import (
     external_secrets_values,
 )
 from stacks.eks_addons import pod_identity_role
-from stacks.names import (
+from config.names import (
     EXTERNAL_SECRETS_NAMESPACE,
     EXTERNAL_SECRETS_RELEASE,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,

@@ -20,7 +20,7 @@ from k8s_charts.platform_charts import PlatformInputs, build_charts
 from stacks.dynamo_platform import DynamoPlatform
 from stacks.model_cache import ModelCacheFileSystem
 from stacks.nag_acknowledgements import acknowledge
-from stacks.names import (
+from config.names import (
     GRAFANA_SERVICE,
     MONITORING_NAMESPACE,
     PROMETHEUS_PORT,

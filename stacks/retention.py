@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from aws_cdk import CfnResource, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from constructs import Construct
 
 # CloudWatch accepts only these retention periods (days).
 _RETENTION_DAYS = {
@@ -26,3 +28,32 @@ def log_retention(days: int) -> logs.RetentionDays:
         if allowed >= days:
             return _RETENTION_DAYS[allowed]
     return logs.RetentionDays.TEN_YEARS
+
+
+def owned_log_group(
+    scope: Construct,
+    construct_id: str,
+    *,
+    days: int,
+    removal_policy: RemovalPolicy,
+    name: str | None = None,
+) -> logs.LogGroup:
+    """A log group the stack owns: it expires after `days` and goes (or stays) with the
+    stack's data per `removal_policy`, instead of being created by its writer with no expiry
+    and left behind."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=name,
+        retention=log_retention(days),
+        removal_policy=removal_policy,
+    )
+
+
+def send_function_logs_to(function: CfnResource, log_group: logs.ILogGroup) -> None:
+    """Point a Lambda function we do not construct ourselves (CDK's kubectl provider and
+    provider-framework handlers) at `log_group` (Lambda's LoggingConfig.LogGroup). The Ref
+    makes CloudFormation create the group before the function, so the function never writes
+    to a group of its own making."""
+    assert function.cfn_resource_type == "AWS::Lambda::Function", function.node.path
+    function.add_property_override("LoggingConfig.LogGroup", log_group.log_group_name)

@@ -8,10 +8,8 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from config.cluster import SystemNodesConfig
+from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
 
-# Only pods that tolerate this taint land on system nodes; inference runs on Karpenter nodes.
-CRITICAL_ADDONS_TAINT = "CriticalAddonsOnly"
-SYSTEM_NODE_LABEL = ("dynamo-eks/node-role", "system")
 
 
 class SystemNodeGroup(Construct):

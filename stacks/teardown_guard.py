@@ -13,18 +13,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration, Stack
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from config import versions
-from stacks.names import VOLUME_CLUSTER_TAG_KEY
+from config.names import VOLUME_CLUSTER_TAG_KEY
+from stacks.retention import owned_log_group
 
 HANDLER_DIR = Path(__file__).parent / "teardown_guard_handler"
+# How long CloudFormation waits for any custom resource of ours (the guard, and every
+# Kubernetes manifest and Helm release: stacks/custom_resource_timeout.py). Their handlers
+# are Lambdas of at most 15 minutes behind a provider Lambda of 15 minutes, so no answer can
+# come later than that; without it a handler that timed out holds the stack for an hour.
+CUSTOM_RESOURCE_SERVICE_TIMEOUT = Duration.minutes(20)
 
 # Karpenter 1.14.1's tags, as in the handler (tests/test_teardown_guard.py holds both to
 # tests/data/karpenter/resource-tags-v1.14.1.json, read from Karpenter's source).
@@ -47,6 +52,8 @@ class TeardownGuard(Construct):
         subnets: list[ec2.ISubnet],
         node_role: iam.IRole,
         delete_volumes: bool,
+        log_retention_days: int = 30,
+        removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -79,11 +86,20 @@ class TeardownGuard(Construct):
             timeout=Duration.minutes(14),
             memory_size=256,
             description=f"Sweeps Karpenter leftovers of {cluster_name} before the VPC is deleted",
-            log_group=logs.LogGroup(
-                self, "Logs", retention=logs.RetentionDays.ONE_MONTH,
+            # Ours, not Lambda's: it expires and follows removal_policy (a retained guard log
+            # under `destroy` would be the one thing `cdk destroy` leaves).
+            log_group=owned_log_group(
+                self, "Logs", days=log_retention_days, removal_policy=removal_policy
             ),
         )
-        self.provider = cr.Provider(self, "Provider", on_event_handler=self.handler)
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.handler,
+            log_group=owned_log_group(
+                self, "ProviderLogs", days=log_retention_days, removal_policy=removal_policy
+            ),
+        )
         self.resource = CustomResource(
             self,
             "Resource",
@@ -96,6 +112,9 @@ class TeardownGuard(Construct):
                 # Only with removal_policy: destroy; retained data keeps its volumes.
                 "VolumeTagKey": VOLUME_CLUSTER_TAG_KEY if delete_volumes else "",
             },
+            # The handler gives up after ~13 minutes and its provider Lambda after 15: past
+            # that CloudFormation fails the operation instead of waiting its default hour.
+            service_timeout=CUSTOM_RESOURCE_SERVICE_TIMEOUT,
         )
         # Policies must outlive the Delete call that uses them.
         self.resource.node.add_dependency(self.role)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from config import versions
-from image_build.contract import BUILDSPEC
+from config.names import BUILDSPEC
 
 REGISTRY = "111122223333.dkr.ecr.us-west-2.amazonaws.com"
 PHASES = ("install", "pre_build", "build", "post_build")

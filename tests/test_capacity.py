@@ -8,8 +8,9 @@ import sys
 import pytest
 import yaml
 
-from config import ConfigError, load_config
-from config.capacity import GB, GIB, RESERVE_GIB, fit_role, parallelism_problem, plan_graph
+from config import ConfigError
+from plan import load_config
+from plan.capacity import GB, GIB, RESERVE_GIB, fit_role, parallelism_problem, plan_graph
 from config.catalog.instances import INSTANCE_TYPES
 from config.catalog.models import MODELS, find_model
 from tests.conftest import REPO

@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from config import versions
-from stacks.names import VOLUME_CLUSTER_TAG_KEY
+from config.names import VOLUME_CLUSTER_TAG_KEY
 from tests.tools.synth import REPO, synth
 
 pytestmark = pytest.mark.xdist_group("default")
@@ -132,3 +132,91 @@ def test_outputs(default_synth):
     outputs = default_synth.template("cluster")["Outputs"]
     commands = [o["Value"] for o in outputs.values() if "update-kubeconfig" in str(o["Value"])]
     assert commands == ["aws eks update-kubeconfig --region us-west-2 --name dynamo-dev"]
+
+
+# ----------------------------------------------------------------- log groups the stack owns
+
+
+def _log_groups(template: dict) -> dict[str, dict]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+
+
+def _lambda_log_groups(template: dict) -> dict[str, str]:
+    """Lambda logical id -> logical id of the log group its LoggingConfig names."""
+    return {
+        logical: r["Properties"].get("LoggingConfig", {}).get("LogGroup", {}).get("Ref")
+        for logical, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function"
+    }
+
+
+def test_control_plane_log_group_is_owned_and_created_before_the_cluster(default_synth):
+    template = default_synth.assertions("cluster")
+    template.has_resource(
+        "AWS::Logs::LogGroup",
+        {
+            "Properties": {"LogGroupName": "/aws/eks/dynamo-dev/cluster", "RetentionInDays": 30},
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
+        },
+    )
+    (group,) = [
+        k for k, r in _log_groups(default_synth.template("cluster")).items()
+        if r["Properties"].get("LogGroupName") == "/aws/eks/dynamo-dev/cluster"
+    ]
+    template.has_resource("AWS::EKS::Cluster", {"DependsOn": Match.array_with([group])})
+
+
+def test_every_cluster_lambda_logs_to_a_log_group_of_the_stack(default_synth):
+    """kubectl handler, its provider framework, the guard and its provider framework: each
+    writes to its own group (created first: the Ref), 30 days, deleted under `destroy`."""
+    template = default_synth.template("cluster")
+    groups = _log_groups(template)
+    targets = _lambda_log_groups(template)
+    assert len(targets) == 4 and all(targets.values()), targets
+    assert len(set(targets.values())) == 4
+    for group in targets.values():
+        assert groups[group]["Properties"]["RetentionInDays"] == 30
+        assert groups[group]["DeletionPolicy"] == "Delete", group
+    # Control plane + four Lambdas, nothing else, and nothing retained under `destroy`.
+    assert len(groups) == 5
+    assert {r["DeletionPolicy"] for r in groups.values()} == {"Delete"}
+
+
+def test_retained_environment_keeps_its_cluster_logs_for_the_configured_time():
+    template = synth(REPO / "config" / "examples" / "production.yaml").template("cluster")
+    groups = _log_groups(template)
+    assert len(groups) == 5
+    assert {r["DeletionPolicy"] for r in groups.values()} == {"Retain"}
+    assert {r["Properties"]["RetentionInDays"] for r in groups.values()} == {365}
+    names = {r["Properties"].get("LogGroupName") for r in groups.values()}
+    assert "/aws/eks/dynamo-prod/cluster" in names
+
+
+
+def test_guard_log_groups_are_not_retained_under_destroy(default_synth):
+    template = default_synth.template("cluster")
+    groups = _log_groups(template)
+    guard = {k: v for k, v in _lambda_log_groups(template).items() if k.startswith("TeardownGuard")}
+    assert len(guard) == 2
+    assert {groups[g]["DeletionPolicy"] for g in guard.values()} == {"Delete"}
+
+
+# ------------------------------------------------- custom resources cannot hold a stack an hour
+
+
+def test_every_kubernetes_custom_resource_and_the_guard_have_a_service_timeout(default_synth):
+    """ServiceTimeout (seconds) just above the 15-minute Lambdas behind them; CloudFormation's
+    default is 3600 s."""
+    from stacks.custom_resource_timeout import EKS_CUSTOM_RESOURCE_TYPES
+
+    bounded = {"Custom::KarpenterTeardownGuard", *EKS_CUSTOM_RESOURCE_TYPES}
+    seen: dict[str, int] = {}
+    for name, template in default_synth.templates.items():
+        for logical, resource in template["Resources"].items():
+            if resource["Type"] in bounded:
+                assert resource["Properties"].get("ServiceTimeout") == "1200", (name, logical)
+                seen[resource["Type"]] = seen.get(resource["Type"], 0) + 1
+    assert seen["Custom::AWSCDK-EKS-KubernetesResource"] >= 5
+    assert seen["Custom::AWSCDK-EKS-HelmChart"] >= 5
+    assert seen["Custom::KarpenterTeardownGuard"] == 1

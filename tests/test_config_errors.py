@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import ConfigError, load_config
+from config import ConfigError
+from plan import load_config
 from tests.conftest import DEFAULT_CONFIG, REPO
 
 BASE = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -51,6 +52,7 @@ CASES = {
     "admin principal": (mutated(cluster__admin_principals=["bob"]), "cluster.admin_principals", "not an IAM role or user ARN"),
     "node sizes": (mutated(cluster__system_nodes={"min_size": 3, "desired_size": 2}), "system_nodes", "min_size <= desired_size"),
     "nat > zones": (mutated(network__nat_gateways=4), "nat_gateways", "at most 3"),
+    "cluster log retention": (mutated(cluster__log_retention_days=0), "cluster.log_retention_days", "greater than or equal to 1"),
 }
 
 

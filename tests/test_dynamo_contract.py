@@ -16,8 +16,8 @@ import cdk8s
 import pytest
 from pydantic import ValidationError
 
-from config import load_config
-from config.pipeline import environment_configs
+from plan import load_config, plan_problems
+from config.environments import environment_configs
 from config.schema import DeploymentConfig
 from k8s_charts import graphs as graph_charts
 from tests.ops_dynamo_support import require_dynamo_venv
@@ -160,6 +160,10 @@ def matrix() -> tuple[list[dict], dict[str, str]]:
             cfg = DeploymentConfig.model_validate({**BASE, "graphs": [graph]})
         except ValidationError as err:
             refused[graph["name"]] = err.errors()[0]["msg"]
+            continue
+        problems = plan_problems(cfg)
+        if problems:
+            refused[graph["name"]] = problems[0]
             continue
         cases.extend(cases_for(cfg, graph["name"]))
     return cases, refused

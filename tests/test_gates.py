@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from config import load_config
+from plan import load_config
 from tests.tools.cfn_lint import ignored_rules, lint
 from k8s_charts.registry import render
 from tests.tools.configs import all_configs, config_id

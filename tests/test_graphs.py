@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from config import ConfigError, load_config
-from config.graphs import has_multinode
+from config import ConfigError
+from plan import load_config, plan_problems
+from plan.graphs import has_multinode
 from config.loader import describe_errors
 from config.schema import DeploymentConfig
 from k8s_charts import graphs as graph_charts
@@ -442,6 +443,10 @@ def test_generated_graphs_render_valid_crs_or_fail_in_one_line(generated):
     except ValidationError as err:
         lines = describe_errors(Path("config.yaml"), err)
         assert lines and all("\n" not in line and line.startswith("config.yaml: ") for line in lines)
+        return
+    problems = plan_problems(cfg)
+    if problems:  # the plan cannot be resolved: one line per failing graph
+        assert all(line and "\n" not in line for line in problems)
         return
     app = cdk8s.App()
     objects = [o for c in graph_charts.build(app, cfg, graph_charts.review_inputs(cfg)) for o in c.to_json()]

@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from config import versions
 from image_build.cli import main
-from image_build.contract import OUTPUT_LOG_GROUP, OUTPUT_PROJECT
+from config.names import OUTPUT_LOG_GROUP, OUTPUT_PROJECT
 
 REGISTRY = "111122223333.dkr.ecr.us-west-2.amazonaws.com"
 PROJECT = "dynamo-dev-dynamo-image-build"
@@ -28,6 +28,7 @@ class FakeSession:
         self.credentials = Credentials("AKIDEXAMPLE", "secret") if credentials else None
         self.clients = {}
         self.stubbers = {}
+        self.configs = {}
         for service in ("cloudformation", "codebuild", "logs"):
             client = boto3.client(
                 service, region_name="us-west-2", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
@@ -43,7 +44,8 @@ class FakeSession:
     def get_credentials(self):
         return self.credentials
 
-    def client(self, service: str):
+    def client(self, service: str, config=None):
+        self.configs[service] = config
         return self.clients[service]
 
     def verify(self) -> None:
@@ -51,17 +53,17 @@ class FakeSession:
             stubber.assert_no_pending_responses()
 
 
-def _stack_found(session: FakeSession) -> None:
+def _stack_found(session: FakeSession, stack: str = "dev-registry") -> None:
     session.stubbers["cloudformation"].add_response(
         "describe_stacks",
         {"Stacks": [{
-            "StackName": "dev-registry", "CreationTime": NOW, "StackStatus": "CREATE_COMPLETE",
+            "StackName": stack, "CreationTime": NOW, "StackStatus": "CREATE_COMPLETE",
             "Outputs": [
                 {"OutputKey": OUTPUT_PROJECT, "OutputValue": PROJECT},
                 {"OutputKey": OUTPUT_LOG_GROUP, "OutputValue": LOG_GROUP},
             ],
         }]},
-        {"StackName": "dev-registry"},
+        {"StackName": stack},
     )
 
 
@@ -127,8 +129,76 @@ def test_start_without_wait_prints_build_and_image(capsys):
     rc, out = _run(session, "--framework", "sglang", "--efa")
     assert rc == 0
     assert f"started {BUILD_ID} -> {REGISTRY}/dynamo-dev/sglang-runtime:{versions.DYNAMO}-efa" in out
-    assert "python -m image_build follow" in out
+    assert f"follow it: python -m image_build follow {BUILD_ID} --config config/default.yaml\n" in out
     session.verify()
+
+
+def test_follow_hint_keeps_the_environment_of_a_pipeline_config():
+    session = FakeSession()
+    _stack_found(session, "prod-registry")
+    _expect_start(session)
+    out = io.StringIO()
+    rc = main(["start", "--framework", "vllm", "--config", "config/examples/pipeline.yaml", "--environment", "prod"],
+              session_factory=session, out=out)
+    assert rc == 0
+    assert (f"follow it: python -m image_build follow {BUILD_ID} --config config/examples/pipeline.yaml "
+            "--environment prod\n") in out.getvalue()
+    session.verify()
+
+
+def test_clients_use_adaptive_retries():
+    session = FakeSession()
+    _stack_found(session)
+    _expect_start(session)
+    rc, _ = _run(session, "--framework", "vllm")
+    assert rc == 0
+    assert {name: config.retries for name, config in session.configs.items()} == {
+        "cloudformation": {"mode": "adaptive", "max_attempts": 10},
+        "codebuild": {"mode": "adaptive", "max_attempts": 10},
+    }
+
+
+def test_follow_keeps_polling_through_throttling():
+    """Throttled BatchGetBuilds and GetLogEvents (after botocore's retries) only slow the
+    follow down, with backoff up to a minute; the next poll resumes from the same log token."""
+    from image_build import client
+
+    session = FakeSession()
+    cb, logs = session.stubbers["codebuild"], session.stubbers["logs"]
+    stream = "0b9c7c1e-1d2f-4a3b-9c8d-7e6f5a4b3c2d"
+    params = {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True}
+    for _ in range(7):
+        cb.add_client_error("batch_get_builds", "ThrottlingException", "Rate exceeded", expected_params={"ids": [BUILD_ID]})
+    cb.add_response("batch_get_builds", {"builds": [_build(phases=[("BUILD", None, None)], stream=stream)]}, {"ids": [BUILD_ID]})
+    logs.add_response("get_log_events", {"events": [{"timestamp": 1, "message": "line 1"}], "nextForwardToken": "f/1"}, params)
+    logs.add_client_error("get_log_events", "ThrottlingException", "Rate exceeded", expected_params={**params, "nextToken": "f/1"})
+    cb.add_response("batch_get_builds", {"builds": [_build(complete=True, status="SUCCEEDED", phases=[("BUILD", "SUCCEEDED", None)], stream=stream)]}, {"ids": [BUILD_ID]})
+    logs.add_response("get_log_events", {"events": [{"timestamp": 2, "message": "line 2"}], "nextForwardToken": "f/2"}, {**params, "nextToken": "f/1"})
+    logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2"}, {**params, "nextToken": "f/2"})
+    logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2"}, {**params, "nextToken": "f/2"})
+    slept: list[float] = []
+    out = io.StringIO()
+    build = client.follow(
+        session.clients["codebuild"], session.clients["logs"], BUILD_ID,
+        log_group=LOG_GROUP, out=out, poll_seconds=10.0, sleep=slept.append,
+    )
+    assert build["buildStatus"] == "SUCCEEDED"
+    assert out.getvalue().splitlines() == ["==> BUILD: IN_PROGRESS", "line 1", "==> BUILD: SUCCEEDED", "line 2"]
+    # Backoff doubles from the poll interval to the one-minute cap; polling then resumes at pace.
+    assert slept == [20.0, 40.0, 60.0, 60.0, 60.0, 60.0, 60.0, 10.0, 10.0]
+    session.verify()
+
+
+def test_follow_still_fails_on_errors_that_are_not_throttling():
+    from botocore.exceptions import ClientError
+
+    from image_build import client
+
+    session = FakeSession()
+    session.stubbers["codebuild"].add_client_error("batch_get_builds", "AccessDeniedException", "no")
+    with pytest.raises(ClientError):
+        client.follow(session.clients["codebuild"], session.clients["logs"], BUILD_ID,
+                      log_group=LOG_GROUP, out=io.StringIO(), sleep=lambda _: None)
 
 
 def test_wait_streams_phases_and_logs_then_prints_image():
@@ -153,12 +223,17 @@ def test_wait_streams_phases_and_logs_then_prints_image():
                       {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True, "nextToken": "f/1"})
     logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2"},
                       {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True, "nextToken": "f/2"})
+    # After the end: one more read, which finds the line CloudWatch received late.
+    logs.add_response("get_log_events", {"events": [{"timestamp": 4, "message": "Phase complete: UPLOAD_ARTIFACTS"}], "nextForwardToken": "f/3"},
+                      {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True, "nextToken": "f/2"})
+    logs.add_response("get_log_events", {"events": [], "nextForwardToken": "f/3"},
+                      {"logGroupName": LOG_GROUP, "logStreamName": stream, "startFromHead": True, "nextToken": "f/3"})
     rc, out = _run(session, "--framework", "trtllm", "--wait")
     assert rc == 0, out
     lines = out.splitlines()
     assert lines.index("==> PROVISIONING: IN_PROGRESS") < lines.index("cloning v1.6.1") < lines.index("rendering")
     assert "==> BUILD: SUCCEEDED" in lines
-    assert lines[-1] == f"image: {uri}"
+    assert lines[-2:] == ["Phase complete: UPLOAD_ARTIFACTS", f"image: {uri}"]
     session.verify()
 
 

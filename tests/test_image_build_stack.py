@@ -9,8 +9,8 @@ import yaml
 from aws_cdk.assertions import Match
 
 from config import versions
-from image_build.contract import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT
-from stacks.names import BUILD_FRAMEWORKS
+from config.names import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT
+from config.names import BUILD_FRAMEWORKS
 
 pytestmark = pytest.mark.xdist_group("default")
 
@@ -117,11 +117,11 @@ def test_outputs_name_project_and_log_group(default_synth):
 
 
 def test_compute_and_timeout_follow_config(tmp_path):
-    from config import load_config
+    from plan import load_config
     from tests.tools.synth import REPO
 
     data = yaml.safe_load((REPO / "config" / "default.yaml").read_text())
-    data["images"] = {"build": {"compute": "2xlarge", "timeout_minutes": 480, "log_retention_days": 90}}
+    data["images"] = {"build": {"compute": "2xlarge", "timeout_minutes": 2160, "log_retention_days": 90}}
     path = tmp_path / "big-build.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = load_config(path)
@@ -141,6 +141,20 @@ def test_compute_and_timeout_follow_config(tmp_path):
     template = Template.from_stack(stack)
     template.has_resource_properties(
         "AWS::CodeBuild::Project",
-        {"Environment": Match.object_like({"ComputeType": "BUILD_GENERAL1_2XLARGE"}), "TimeoutInMinutes": 480},
+        {"Environment": Match.object_like({"ComputeType": "BUILD_GENERAL1_2XLARGE"}), "TimeoutInMinutes": 2160},
     )
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
+
+
+@pytest.mark.parametrize(("minutes", "ok"), [(29, False), (30, True), (2160, True), (2161, False)])
+def test_timeout_range_is_codebuilds(minutes, ok):
+    """CodeBuild accepts TimeoutInMinutes up to 2160 (36 hours)."""
+    from pydantic import ValidationError
+
+    from config.images import ImageBuildConfig
+
+    if ok:
+        assert ImageBuildConfig(timeout_minutes=minutes).timeout_minutes == minutes
+    else:
+        with pytest.raises(ValidationError, match="timeout_minutes"):
+            ImageBuildConfig(timeout_minutes=minutes)

@@ -8,7 +8,8 @@ import pytest
 import yaml
 from aws_cdk.assertions import Match
 
-from config import ConfigError, load_config
+from config import ConfigError
+from plan import load_config
 from config.graphs import GraphConfig
 from stacks.inference_stack import GRAPHS_PER_STACK, inference_stack_unit, shard_graphs
 from tests.conftest import DEFAULT_CONFIG, REPO
@@ -128,7 +129,7 @@ def test_fifty_graphs_synthesize_within_cloudformation_limits(tmp_path):
 
 
 def test_a_pinned_stack_has_a_size_limit(tmp_path):
-    from config.graphs import MAX_GRAPHS_PER_PINNED_STACK
+    from plan.graphs import MAX_GRAPHS_PER_PINNED_STACK
 
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())
     graph = data["graphs"][0]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, load_config
+from config import ConfigError
+from plan import load_config
 from config.catalog import instances
 from tests.test_config_errors import mutated, write
 

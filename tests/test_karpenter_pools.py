@@ -10,7 +10,8 @@ import sys
 import cdk8s
 import pytest
 
-from config import load_config, versions
+from config import versions
+from plan import load_config
 from k8s_charts import karpenter_pools
 from k8s_charts.registry import render
 from tests.conftest import DEFAULT_CONFIG, REPO

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from config import load_config
+from plan import load_config
 from tests.tools.configs import all_configs, config_id
 from tests.tools.synth import synth
 

@@ -12,7 +12,7 @@ import yaml
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from config import load_config
+from plan import load_config
 from config.versions import EKS_ADDONS
 from ops import preflight
 from ops.preflight import Clients, vcpu_demand

@@ -57,7 +57,7 @@ def test_multinode_gets_one_mocker_per_replica_whatever_the_node_count():
 
 
 def test_select_graph_names_the_known_graphs(tmp_path):
-    from config import load_config
+    from plan import load_config
 
     path = mocker_config(tmp_path)
     cfg = load_config(path)

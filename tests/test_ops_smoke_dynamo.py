@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from config import load_config
+from plan import load_config
 from ops.local_dynamo import LocalDynamo
 from ops.rehearse import local_graph, select_graph
 from tests.ops_dynamo_support import (

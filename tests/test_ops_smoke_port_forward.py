@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from config import load_config
+from plan import load_config
 from ops.cli import UsageError
 from ops.local_dynamo import LocalDynamo
 from ops.rehearse import local_graph, select_graph

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 import yaml
 
-from config import ConfigError, load_config
+from config import ConfigError
+from plan import load_config
 from tests.tools.synth import REPO, synth
 
 EXAMPLE = REPO / "config" / "examples" / "pipeline.yaml"
@@ -83,12 +84,83 @@ def test_self_mutation_uses_the_cli_pinned_in_package_json(result):
     assert f"npm install -g aws-cdk@{pinned}" in template
 
 
+def _artifact_bucket_and_key(template: dict) -> tuple[dict, dict]:
+    resources = template["Resources"]
+    (bucket,) = [r for r in resources.values() if r["Type"] == "AWS::S3::Bucket"]
+    key_id = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+    return bucket, resources[key_id]
+
+
 def test_cross_account_keys_with_rotation(result):
     template = result.templates["dynamo-pipeline"]
     keys = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
-    assert len(keys) == 1 and keys[0]["Properties"]["EnableKeyRotation"] is True
-    principals = json.dumps(keys[0]["Properties"]["KeyPolicy"])
+    # The artifact key and the notification topic's key.
+    assert len(keys) == 2 and all(k["Properties"]["EnableKeyRotation"] is True for k in keys)
+    _, key = _artifact_bucket_and_key(template)
+    principals = json.dumps(key["Properties"]["KeyPolicy"])
     assert "222222222222" in principals and "333333333333" in principals
+
+
+def test_artifact_bucket_and_its_key_are_both_retained_and_artifacts_expire(result):
+    bucket, key = _artifact_bucket_and_key(result.templates["dynamo-pipeline"])
+    assert bucket["DeletionPolicy"] == key["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    (rule,) = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == 90
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_every_pipeline_codebuild_project_logs_with_retention(result):
+    """Synth, self-update, the asset projects (and post-deploy steps): no project writes to
+    a /aws/codebuild/<project> group CodeBuild would create without expiry."""
+    from aws_cdk.assertions import Match, Template
+
+    template = result.templates["dynamo-pipeline"]
+    groups = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
+    (group,) = groups
+    assert groups[group]["Properties"]["RetentionInDays"] == 30
+    assert groups[group]["DeletionPolicy"] == "Delete"  # the example's removal_policy: destroy
+    projects = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+    assert len(projects) == 8
+    streams = set()
+    for project in projects:
+        logs = project["Properties"]["LogsConfig"]["CloudWatchLogs"]
+        assert logs["GroupName"] == {"Ref": group} and logs["Status"] == "ENABLED"
+        streams.add(logs["StreamName"])
+    assert streams == {"synth", "self-update", "assets"}
+    Template.from_json(template).has_resource_properties(
+        "AWS::IAM::Policy",
+        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(
+            {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": {"Fn::GetAtt": [group, "Arn"]}}
+        )])}},
+    )
+
+
+def test_failures_and_pending_approvals_are_notified(result):
+    from aws_cdk.assertions import Match, Template
+
+    template = Template.from_json(result.templates["dynamo-pipeline"])
+    template.has_resource_properties(
+        "AWS::CodeStarNotifications::NotificationRule",
+        {
+            "EventTypeIds": Match.array_equals([
+                "codepipeline-pipeline-pipeline-execution-failed",
+                "codepipeline-pipeline-pipeline-execution-canceled",
+                "codepipeline-pipeline-action-execution-failed",
+                "codepipeline-pipeline-manual-approval-needed",
+            ]),
+            "Targets": [{"TargetType": "SNS", "TargetAddress": Match.any_value()}],
+        },
+    )
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {"KeyPolicy": {"Statement": Match.array_with([Match.object_like(
+            {"Principal": {"Service": "codestar-notifications.amazonaws.com"}}
+        )])}},
+    )
+    assert "NotificationTopicArn" in result.templates["dynamo-pipeline"]["Outputs"]
 
 
 def test_stage_stacks_are_the_environment_stacks(result):
@@ -119,12 +191,18 @@ def config_file(tmp_path):
         (lambda d: d["pipeline"].update(account="12345"), "pipeline.account: '12345' is not an AWS account id"),
         (lambda d: d["pipeline"].update(connection_arn="arn:aws:codestar:us-west-2:1:x"), "pipeline.connection_arn: 'arn:aws:codestar:us-west-2:1:x' is not a CodeConnections connection ARN"),
         (lambda d: d["pipeline"].update(repository="dynamo-eks"), "pipeline.repository: 'dynamo-eks' is not owner/name"),
+        (lambda d: d["pipeline"].update(notification_emails=["ops"]), "pipeline.notification_emails: 'ops' is not an email address"),
         (lambda d: d["pipeline"]["environments"][1]["overrides"].update(account="3333"),
          "pipeline.environments.1 (prod): account: '3333' is not an AWS account id"),
         (lambda d: d["pipeline"]["environments"][1]["overrides"].pop("account"),
          "pipeline.environments.1.overrides: overrides must set 'account'"),
         (lambda d: d["pipeline"]["environments"][1]["overrides"].update(environment="dev"),
          "pipeline.environments.1 (dev): environment 'dev' is already used by pipeline.environments.0"),
+        (lambda d: d["pipeline"]["environments"][1]["overrides"].update(account="222222222222", cluster={"name": "dynamo-dev"}),
+         "pipeline.environments.1 (prod): cluster.name 'dynamo-dev' is already used by "
+         "pipeline.environments.0 (dev) in account 222222222222; IAM role names, ECR repositories, "
+         "the image-build project and the interruption queue derive from it, so set a distinct "
+         "cluster.name in one of their overrides"),
         (lambda d: d["pipeline"]["environments"][0]["overrides"]["cluster"].update(nmae="x"),
          "pipeline.environments.0 (dev): cluster.nmae: unknown key 'nmae'; did you mean 'name'?"),
         (lambda d: d["pipeline"]["environments"][0]["overrides"].update(region="eu-west-1"),
@@ -139,14 +217,27 @@ def test_bad_pipeline_settings_are_one_line(config_file, mutate, expected):
     assert err.value.lines[0].startswith(f"{path}: {expected}")
 
 
+def test_same_cluster_name_in_different_accounts_is_fine(config_file):
+    from config.environments import environment_configs
+
+    path = config_file(lambda d: d["pipeline"]["environments"][1]["overrides"].update(cluster={"name": "dynamo-dev"}))
+    cfg = load_config(path)
+    names = [(env.account, env.cluster.name) for _, env in environment_configs(cfg, path)]
+    assert names == [("222222222222", "dynamo-dev"), ("333333333333", "dynamo-dev")]
+
+
 def test_post_deploy_step_runs_after_its_stage(config_file):
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
-    from config.pipeline import environment_configs
+    from config.environments import environment_configs
     from stacks.pipeline_stack import PipelineStack
 
-    path = config_file(lambda d: d["pipeline"]["environments"][0].update(post_deploy=["make validate CONFIG=config/default.yaml"]))
+    def mutate(d):
+        d["pipeline"]["environments"][0].update(post_deploy=["make validate CONFIG=config/default.yaml"])
+        d["pipeline"]["notification_emails"] = ["platform@example.com"]
+
+    path = config_file(mutate)
     cfg = load_config(path)
     stack = PipelineStack(
         cdk.App(), "p", pipeline=cfg.pipeline, environments=environment_configs(cfg, path),
@@ -158,6 +249,12 @@ def test_post_deploy_step_runs_after_its_stage(config_file):
     actions = sorted(dev["Actions"], key=lambda a: a["RunOrder"])
     assert actions[-1]["Name"] == "PostDeploy-dev"
     assert actions[-1]["ActionTypeId"]["Provider"] == "CodeBuild"
+    # The post-deploy step logs to the pipeline's group too; the address gets notifications.
+    projects = Template.from_stack(stack).find_resources("AWS::CodeBuild::Project")
+    assert {p["Properties"]["LogsConfig"]["CloudWatchLogs"]["StreamName"] for p in projects.values()} >= {"step"}
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "platform@example.com"}
+    )
 
 
 def test_pipeline_config_outside_the_repository_is_refused(tmp_path):

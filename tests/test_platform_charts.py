@@ -12,12 +12,12 @@ from pathlib import Path
 import cdk8s
 import pytest
 
-from config import load_config
+from plan import load_config
 from config.platform import MonitoringConfig
 from k8s_charts.model_prefetch import SCRIPT, job_name, marker_path, model_prefetch_job
 from k8s_charts.platform_charts import build, review_inputs
 from k8s_charts.platform_helm_values import kube_prometheus_stack_values
-from stacks.names import (
+from config.names import (
     EBS_STORAGE_CLASS,
     HF_TOKEN_KEY,
     HF_TOKEN_SECRET,

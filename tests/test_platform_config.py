@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from config import ConfigError, load_config
+from config import ConfigError
+from plan import load_config
 from config.platform import PlatformConfig
 from tests.conftest import DEFAULT_CONFIG
 

@@ -15,7 +15,7 @@ from k8s_charts.platform_helm_values import (
     external_secrets_values,
     kube_prometheus_stack_values,
 )
-from stacks.names import GPU_TAINT_KEY, GRAFANA_ADMIN_SECRET, PROMETHEUS_RELEASE, PROMETHEUS_SERVICE
+from config.names import GPU_TAINT_KEY, GRAFANA_ADMIN_SECRET, PROMETHEUS_RELEASE, PROMETHEUS_SERVICE
 from tests.tools.helm_values import nested, unknown_keys, without
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_cdk.assertions import Match
 
-from stacks.names import ECR_IMAGES
+from config.names import ECR_IMAGES
 
 pytestmark = pytest.mark.xdist_group("default")
 

@@ -21,7 +21,7 @@ from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from config import versions
-from stacks.names import VOLUME_CLUSTER_TAG_KEY
+from config.names import VOLUME_CLUSTER_TAG_KEY
 from stacks.teardown_guard import TeardownGuard
 from tests.conftest import REPO
 from tools.karpenter_tags import load_record, mismatches, record_path
@@ -344,7 +344,7 @@ def test_delete_event_keeps_its_physical_id(world, monkeypatch):
 # --------------------------------------------------------------------------- tags vs Karpenter
 
 # Tags the guard relies on that are not Karpenter's: the VPC CNI's ENI tag and our EBS CSI
-# volume tag (stacks/names.py).
+# volume tag (config/names.py).
 NOT_KARPENTER = {
     "network-interface": {handler.VPC_CNI_CLUSTER_TAG_KEY: "{cluster}"},
     "volume": {VOLUME_CLUSTER_TAG_KEY: "{cluster}"},

@@ -1,7 +1,7 @@
 """EC2 GPU instance types: one entry per TYPE, the single source of instance facts.
 
 Shared by the Karpenter pools (config/karpenter.py) and the capacity planner
-(config/capacity.py): add types or fields here rather than keeping a second table elsewhere.
+(plan/capacity.py): add types or fields here rather than keeping a second table elsewhere.
 Entries are per instance type (not per family) because GPU count, vCPU, RAM, EFA and price
 differ within a family.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from config import load_config
+from plan import load_config
 from tests.tools.cfn_lint import lint
 from tests.tools.configs import all_configs
 from tests.tools.synth import synth
