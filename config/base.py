@@ -9,6 +9,10 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Shapes several sections (and the charts) check; one definition each.
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # a Hugging Face repository: owner/name
 
 
 class StrictModel(BaseModel):

@@ -7,10 +7,9 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from config import versions
-from config.base import DnsLabel, Ipv4Cidr, StrictModel
+from config.base import DnsLabel, INSTANCE_TYPE, Ipv4Cidr, StrictModel
 
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
 class SystemNodesConfig(StrictModel):
@@ -28,7 +27,7 @@ class SystemNodesConfig(StrictModel):
     @classmethod
     def _types_look_like_ec2(cls, value: list[str]) -> list[str]:
         for item in value:
-            if not _INSTANCE_TYPE.match(item):
+            if not INSTANCE_TYPE.match(item):
                 raise ValueError(f"'{item}' is not an EC2 instance type; use e.g. m7i.large")
         return value
 
@@ -67,7 +66,7 @@ class EndpointConfig(StrictModel):
 class ClusterConfig(StrictModel):
     name: DnsLabel = Field(description="EKS cluster name (DNS-1123, also prefixes ECR repositories).")
     kubernetes_version: str = Field(
-        versions.KUBERNETES_DEFAULT, description="Kubernetes minor version: 1.35 or 1.36."
+        versions.KUBERNETES_DEFAULT, description=f"Kubernetes minor version: {' or '.join(versions.KUBERNETES_SUPPORTED)}."
     )
     service_ipv4_cidr: Ipv4Cidr = Field(
         "172.20.0.0/16", description="Kubernetes service range; must not overlap the VPC."
@@ -89,6 +88,12 @@ class ClusterConfig(StrictModel):
     @field_validator("kubernetes_version", mode="before")
     @classmethod
     def _supported_version(cls, value: object) -> str:
+        if isinstance(value, float):
+            # YAML reads 1.30 as the number 1.3; only a quoted version survives.
+            raise ValueError(
+                f"Kubernetes version {value!r} was read as a number; quote it, e.g. "
+                f'kubernetes_version: "{versions.KUBERNETES_DEFAULT}"'
+            )
         text = str(value)
         if text not in versions.KUBERNETES_SUPPORTED:
             allowed = ", ".join(versions.KUBERNETES_SUPPORTED)

@@ -10,13 +10,12 @@ capacity) is resolved once in plan/ (`plan.load_config`, `plan.resolve`).
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from config.base import DnsLabel, StrictModel
+from config.base import INSTANCE_TYPE, MODEL_ID, DnsLabel, StrictModel
 from config.catalog.dynamo_parsers import REASONING_PARSERS
 from config.catalog.models import ModelSpec, find_model, reasoning_parser_for
 from config.versions import DYNAMO
@@ -26,8 +25,6 @@ Topology = Literal["agg", "agg_router", "disagg", "disagg_router", "multinode"]
 AGG_TOPOLOGIES = ("agg", "agg_router")
 ROUTED_TOPOLOGIES = ("agg_router", "disagg_router")
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 # Flags the graph sets from typed fields; passing them again would silently disagree.
 _MANAGED_FLAGS = {
     "--model": "model",
@@ -74,7 +71,7 @@ class WorkerRoleConfig(StrictModel):
     @field_validator("instance_type")
     @classmethod
     def _instance_type_shape(cls, value: str | None) -> str | None:
-        if value is not None and not _INSTANCE_TYPE.match(value):
+        if value is not None and not INSTANCE_TYPE.match(value):
             raise ValueError(f"'{value}' is not an EC2 instance type; use e.g. g6e.12xlarge")
         return value
 
@@ -305,7 +302,7 @@ class GraphConfig(StrictModel):
     @field_validator("model")
     @classmethod
     def _model_id(cls, value: str) -> str:
-        if not _MODEL_ID.match(value):
+        if not MODEL_ID.match(value):
             raise ValueError(
                 f"'{value}' is not a Hugging Face model id; use organisation/name, e.g. "
                 "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"

@@ -74,6 +74,8 @@ MODEL_CACHE_STORAGE_CLASS = "efs-model-cache"
 EBS_STORAGE_CLASS = "gp3-encrypted"
 VOLUME_CLUSTER_TAG_KEY = "dynamo-eks/cluster"
 MODEL_CACHE_MOUNT_PATH = "/model-cache"
+# Workers and the prefetch Job share one Hugging Face cache on the model-cache volume.
+HF_HOME = f"{MODEL_CACHE_MOUNT_PATH}/huggingface"
 
 
 def hf_token_secret_name(cluster_name: str) -> str:
@@ -119,6 +121,14 @@ SYSTEM_NODE_LABEL = ("dynamo-eks/node-role", "system")
 # What the image-build CodeBuild project (stacks/image_build.py) and its client
 # (image_build/client.py) agree on.
 BUILDSPEC = Path(__file__).resolve().parents[1] / "image_build" / "buildspec.yml"
+# Managed policies of every node role (system node group and Karpenter's nodes).
+NODE_ROLE_MANAGED_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryPullOnly",
+    "AmazonSSMManagedInstanceCore",
+)
+
 # Registry stack outputs the client reads to find the project.
 OUTPUT_PROJECT = "ImageBuildProjectName"
 OUTPUT_LOG_GROUP = "ImageBuildLogGroupName"

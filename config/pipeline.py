@@ -13,10 +13,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from config.base import StrictModel
+from config.base import ACCOUNT_ID, StrictModel
 from config.catalog.regions import ZONE_LETTERS
 
-_ACCOUNT = re.compile(r"^\d{12}$")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 )
@@ -27,7 +26,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _account(value: object) -> str:
     text = str(value)
-    if not _ACCOUNT.match(text):
+    if not ACCOUNT_ID.match(text):
         raise ValueError(
             f"'{text}' is not an AWS account id; use the 12 digits in quotes (e.g. \"111122223333\")"
         )

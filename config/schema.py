@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from config.base import DnsLabel, StrictModel
+from config.base import ACCOUNT_ID, DnsLabel, StrictModel
 from config.catalog.regions import ZONE_LETTERS
 from config.cluster import ClusterConfig
 from config.graphs import GraphConfig
@@ -60,7 +59,7 @@ class DeploymentConfig(StrictModel):
         if value is None:
             return None
         text = str(value)
-        if not re.fullmatch(r"\d{12}", text):
+        if not ACCOUNT_ID.match(text):
             raise ValueError(
                 f"'{text}' is not an AWS account id; use the 12 digits (quote it in YAML so "
                 "leading zeros survive) or null for the deploying credentials' account"

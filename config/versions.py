@@ -6,16 +6,10 @@ Python/npm tooling versions are pinned in requirements*.txt and package.json ins
 
 from __future__ import annotations
 
-# Kubernetes: 1.36 by default. 1.35 is still in EKS standard support; 1.34 and older are
-# in (or about to enter) extended support, which costs 6x per cluster-hour.
-KUBERNETES_DEFAULT = "1.36"
-KUBERNETES_SUPPORTED = ("1.35", "1.36")
-
-# The kubectl/helm Lambda layer used by the CDK kubectl provider (kubectl 1.36, Helm 4).
-KUBECTL_LAYER = "v36"
-
 # EKS managed add-ons, pinned per Kubernetes minor version (newest builds seen for each
-# minor in 2026-11; `make preflight` checks each against `describe-addon-versions`).
+# minor in 2026-11; `make preflight` checks each against `describe-addon-versions`). A
+# Kubernetes version is supported exactly when it has a row here: to add one, add its row.
+# 1.34 and older are in (or about to enter) EKS extended support, 6x per cluster-hour.
 EKS_ADDONS: dict[str, dict[str, str]] = {
     "1.35": {
         "vpc-cni": "v1.23.2-eksbuild.1",
@@ -35,6 +29,15 @@ EKS_ADDONS: dict[str, dict[str, str]] = {
     },
 }
 
+KUBERNETES_SUPPORTED = tuple(sorted(EKS_ADDONS, key=lambda v: tuple(map(int, v.split(".")))))
+KUBERNETES_DEFAULT = "1.36"
+
+# The kubectl provider's Lambda layer ships kubectl 1.36 (and Helm 4): the
+# `aws-cdk.lambda-layer-kubectl-v36` package pinned in requirements.txt and imported by
+# stacks/cluster_stack.py. kubectl supports one minor of skew either way, so every supported
+# Kubernetes version must be within one minor of it (tests/test_versions.py).
+KUBECTL_LAYER_MINOR = 36
+
 # Karpenter controller (Helm chart from OCI) and its CRDs (vendored in k8s_charts/crds/).
 KARPENTER = "1.14.1"
 KARPENTER_CHART_REPO = "oci://public.ecr.aws/karpenter/karpenter"
@@ -52,11 +55,8 @@ DYNAMO = "1.6.1"
 DYNAMO_PLATFORM_CHART_REPO = "https://helm.ngc.nvidia.com/nvidia/ai-dynamo"
 DYNAMO_IMAGE_REGISTRY = "nvcr.io/nvidia/ai-dynamo"
 
-# Multinode orchestration for Dynamo 1.6.x (needs Grove >= v0.1.0-alpha.14, KAI >= v0.17.0).
-GROVE = "v0.1.0-alpha.14"
-GROVE_CHART_REPO = "oci://ghcr.io/ai-dynamo/grove/grove-charts"
-KAI_SCHEDULER = "v0.17.0"
-KAI_SCHEDULER_CHART_REPO = "oci://ghcr.io/kai-scheduler/kai-scheduler/kai-scheduler"
+# Multinode orchestration (Grove, KAI scheduler) comes with the Dynamo platform chart, at
+# the versions that chart release pins: nothing to pin here.
 
 # GPU and EFA enablement.
 NVIDIA_DEVICE_PLUGIN = "0.20.1"

@@ -29,8 +29,10 @@ from k8s_charts.dynamo_graph import (
     ScalingAdapter,
 )
 from config.names import (
+    BUILD_FRAMEWORKS,
     FRONTEND_SERVICE_PORT,
     GPU_TAINT_KEY,
+    HF_HOME,
     HF_TOKEN_SECRET,
     INFERENCE_NAMESPACE,
     MODEL_CACHE_MOUNT_PATH,
@@ -38,7 +40,6 @@ from config.names import (
     prometheus_url,
 )
 
-HF_HOME = f"{MODEL_CACHE_MOUNT_PATH}/huggingface"  # same as the prefetch Job's
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 # On prefill/decode pods only (our own label, not the operator's): the zone affinity must
 # not follow the frontend, which runs on CPU nodes in whatever zone had room.
@@ -47,7 +48,8 @@ KV_EVENTS_PORT = 20080
 SGLANG_BOOTSTRAP_PORT = 12345
 PLANNER_METRICS_PORT = 9085
 KVBM_DISK_PATH = "/kvbm-disk"
-RUNTIME_IMAGES = {"vllm": "vllm-runtime", "sglang": "sglang-runtime", "trtllm": "tensorrtllm-runtime"}
+# The runtime image of each engine: the same names our image build produces.
+RUNTIME_IMAGES = BUILD_FRAMEWORKS
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 
 import cdk8s
 from cdk8s_plus_36 import k8s
 
+from config.base import MODEL_ID
 from config.names import (
+    HF_HOME,
     HF_TOKEN_SECRET,
     INFERENCE_NAMESPACE,
     MODEL_CACHE_MOUNT_PATH,
     MODEL_CACHE_PVC,
 )
 
-# Workers must use the same HF_HOME to find what the Job downloaded.
-HF_HOME = f"{MODEL_CACHE_MOUNT_PATH}/huggingface"
 MARKER_DIR = f"{MODEL_CACHE_MOUNT_PATH}/.prefetch-complete"
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 # What no engine loads from a Hugging Face repository: Meta's original consolidated
 # checkpoints (`original/`, 810 GB for Llama 3.1 405B) and other PyTorch pickles; engines read
@@ -72,7 +70,7 @@ def model_prefetch_job(
 ) -> k8s.KubeJob:
     """Add the prefetch Job for one graph to `chart`. backoff_limit / timeout_minutes come
     from config platform.model_cache (prefetch_backoff_limit / prefetch_timeout_minutes)."""
-    if not _MODEL_ID.match(model_id):
+    if not MODEL_ID.match(model_id):
         raise ValueError(
             f"model id '{model_id}' is not a Hugging Face repository id; use owner/name, "
             "e.g. Qwen/Qwen3-0.6B"

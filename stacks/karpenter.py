@@ -26,14 +26,8 @@ from config.names import (
     interruption_queue_name,
     karpenter_node_role_name,
 )
-from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
+from config.names import CRITICAL_ADDONS_TAINT, NODE_ROLE_MANAGED_POLICIES, SYSTEM_NODE_LABEL
 
-NODE_ROLE_MANAGED_POLICIES = (
-    "AmazonEKS_CNI_Policy",
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonSSMManagedInstanceCore",
-)
 
 # EventBridge rules feeding the interruption queue: (construct id, source, detail-type).
 INTERRUPTION_RULES = (

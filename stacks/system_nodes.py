@@ -8,7 +8,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from config.cluster import SystemNodesConfig
-from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
+from config.names import CRITICAL_ADDONS_TAINT, NODE_ROLE_MANAGED_POLICIES, SYSTEM_NODE_LABEL
 
 
 
@@ -29,12 +29,7 @@ class SystemNodeGroup(Construct):
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name(name)
-                for name in (
-                    "AmazonEKSWorkerNodePolicy",
-                    "AmazonEKS_CNI_Policy",
-                    "AmazonEC2ContainerRegistryPullOnly",
-                    "AmazonSSMManagedInstanceCore",
-                )
+                for name in NODE_ROLE_MANAGED_POLICIES
             ],
         )
 
