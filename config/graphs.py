@@ -22,30 +22,10 @@ from config.versions import DYNAMO
 
 Backend = Literal["vllm", "sglang", "trtllm", "mocker"]
 Topology = Literal["agg", "agg_router", "disagg", "disagg_router", "multinode"]
+# A worker role's component name, which is also its DynamoGraphDeployment component type.
+RoleName = Literal["worker", "prefill", "decode"]
 AGG_TOPOLOGIES = ("agg", "agg_router")
 ROUTED_TOPOLOGIES = ("agg_router", "disagg_router")
-
-# Flags the graph sets from typed fields; passing them again would silently disagree.
-_MANAGED_FLAGS = {
-    "--model": "model",
-    "--model-path": "model",
-    "--served-model-name": "served_model_name",
-    "--tensor-parallel-size": "tensor_parallel_size",
-    "--tp": "tensor_parallel_size",
-    "--tp-size": "tensor_parallel_size",
-    "--max-model-len": "max_model_len",
-    "--context-length": "max_model_len",
-    "--max-seq-len": "max_model_len",
-    "--disaggregation-mode": "topology",
-    "--kv-transfer-config": "topology / kv_offload",
-    "--kv-events-config": "topology (the *_router topologies publish KV events)",
-    "--gpu-memory-utilization": "gpu_memory_utilization",
-    "--mem-fraction-static": "gpu_memory_utilization",
-    "--free-gpu-memory-fraction": "gpu_memory_utilization",
-    "--connector": "kv_offload",
-    "--dyn-reasoning-parser": "reasoning_parser",
-    "--override-engine-args": "the graph's engine settings (TRT-LLM: add keys through trtllm_engine_args)",
-}
 
 
 class WorkerRoleConfig(StrictModel):
@@ -232,7 +212,7 @@ class ModelSpecConfig(StrictModel):
 class WorkerRole:
     """A worker role resolved from the graph: component name/type and its settings."""
 
-    name: str  # component name and its DGD type: worker | prefill | decode
+    name: RoleName
     config: WorkerRoleConfig
     node_pool: str | None
     instance_type: str | None
@@ -242,8 +222,8 @@ class WorkerRole:
         return self.config.tensor_parallel_size // self.config.nodes
 
     @property
-    def disaggregation_mode(self) -> str | None:
-        return self.name if self.name in ("prefill", "decode") else None
+    def disaggregation_mode(self) -> Literal["prefill", "decode"] | None:
+        return None if self.name == "worker" else self.name
 
 
 class GraphConfig(StrictModel):
@@ -324,7 +304,7 @@ class GraphConfig(StrictModel):
     # -- derived views used by charts, capacity planner and stacks --------------------
 
     @property
-    def role_names(self) -> tuple[str, ...]:
+    def role_names(self) -> tuple[RoleName, ...]:
         return ("worker",) if self.topology in AGG_TOPOLOGIES else ("prefill", "decode")
 
     def worker_roles(self) -> list[WorkerRole]:
@@ -384,10 +364,10 @@ class GraphConfig(StrictModel):
 def _graph_problem(graph: GraphConfig) -> str | None:
     """The first inconsistency in one graph, as the message after "graph 'name': "."""
     allowed = graph.role_names
-    for role in ("worker", "prefill", "decode"):
-        if getattr(graph, role) is not None and role not in allowed:
+    for name in ("worker", "prefill", "decode"):
+        if getattr(graph, name) is not None and name not in allowed:
             want = " and ".join(allowed)
-            return f"'{role}' does not apply to topology {graph.topology}; configure {want} instead"
+            return f"'{name}' does not apply to topology {graph.topology}; configure {want} instead"
     roles = graph.worker_roles()
     if graph.backend == "mocker":
         if graph.multinode:
@@ -408,13 +388,6 @@ def _graph_problem(graph: GraphConfig) -> str | None:
                 f"{role.name}.tensor_parallel_size {config.tensor_parallel_size} is not a multiple "
                 f"of {role.name}.nodes {config.nodes}; every node runs the same number of GPUs"
             )
-        for arg in [*graph.extra_engine_args, *config.extra_engine_args]:
-            flag = arg.split("=", 1)[0]
-            if flag in _MANAGED_FLAGS:
-                return (
-                    f"extra_engine_args sets {flag}, which the graph manages; set "
-                    f"{_MANAGED_FLAGS[flag]} instead"
-                )
         if graph.uses_gpus and not (role.node_pool or role.instance_type):
             return (
                 f"{role.name} has no placement; set node_pool (a Karpenter pool) or instance_type "

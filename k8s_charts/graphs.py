@@ -15,19 +15,7 @@ from dataclasses import dataclass
 import cdk8s
 from cdk8s_plus_36 import k8s
 
-from plan.capacity import WORKER_HOST_GB, offload_host_gb
 from config.graphs import GraphConfig, WorkerRole
-from plan.images import image_uri
-from plan.resolve import ResolvedGraph, RolePlan, resolve_graph
-from config.schema import DeploymentConfig
-from k8s_charts.dynamo_graph import (
-    CompilationCache,
-    Component,
-    DynamoGraphDeployment,
-    DynamoGraphDeploymentSpec,
-    Multinode,
-    ScalingAdapter,
-)
 from config.names import (
     BUILD_FRAMEWORKS,
     FRONTEND_SERVICE_PORT,
@@ -39,14 +27,24 @@ from config.names import (
     MODEL_CACHE_PVC,
     prometheus_url,
 )
+from config.schema import DeploymentConfig
+from k8s_charts.dynamo_graph import (
+    CompilationCache,
+    Component,
+    DynamoGraphDeployment,
+    DynamoGraphDeploymentSpec,
+    Multinode,
+    ScalingAdapter,
+)
+from plan.capacity import WORKER_HOST_GB, offload_host_gb
+from plan.engine_args import PLANNER_METRICS_PORT, planner_config, worker_args
+from plan.images import image_uri
+from plan.resolve import ResolvedGraph, RolePlan, resolve_graph
 
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 # On prefill/decode pods only (our own label, not the operator's): the zone affinity must
 # not follow the frontend, which runs on CPU nodes in whatever zone had room.
 KV_PEER_LABEL = "dynamo-eks/kv-peers"
-KV_EVENTS_PORT = 20080
-SGLANG_BOOTSTRAP_PORT = 12345
-PLANNER_METRICS_PORT = 9085
 KVBM_DISK_PATH = "/kvbm-disk"
 # The runtime image of each engine: the same names our image build produces.
 RUNTIME_IMAGES = BUILD_FRAMEWORKS
@@ -193,46 +191,6 @@ def frontend_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphI
     )
 
 
-def planner_config(graph: GraphConfig) -> dict:
-    """The blob `python -m dynamo.planner --config` reads (Dynamo 1.6.1 PlannerConfig keys)."""
-    planner = graph.planner
-    roles = {role.name: role for role in graph.worker_roles()}
-    config: dict = {
-        "environment": "kubernetes",
-        "backend": graph.backend,
-        "mode": "disagg" if graph.disaggregated else "agg",
-        "optimization_target": planner.optimization_target,
-        "enable_throughput_scaling": planner.enable_throughput_scaling,
-        "enable_load_scaling": planner.enable_load_scaling,
-        "max_gpu_budget": planner.max_gpu_budget,
-        "min_endpoint": planner.min_replicas,
-        "metric_reporting_prometheus_port": PLANNER_METRICS_PORT,
-    }
-    if planner.optimization_target == "sla":
-        config["ttft_ms"] = planner.ttft_ms
-        config["itl_ms"] = planner.itl_ms
-    if planner.optimization_target == "load":
-        for key in LOAD_THRESHOLD_KEYS:
-            value = getattr(planner, key)
-            if value is not None:
-                config[key] = value
-    if graph.disaggregated:
-        config["prefill_engine_num_gpu"] = roles["prefill"].config.tensor_parallel_size
-        config["decode_engine_num_gpu"] = roles["decode"].config.tensor_parallel_size
-    if not planner.enable_throughput_scaling:
-        # Without throughput scaling there is no performance model to bootstrap.
-        config["pre_deployment_sweeping_mode"] = "none"
-    return config
-
-
-LOAD_THRESHOLD_KEYS = (
-    "prefill_scale_up_queue_tokens",
-    "prefill_scale_down_queue_tokens",
-    "decode_scale_up_kv_rate",
-    "decode_scale_down_kv_rate",
-)
-
-
 def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs) -> Component:
     container = k8s.Container(
         name="main",
@@ -252,154 +210,6 @@ def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphIn
             spec=k8s.PodSpec(containers=[container]),
         ),
     )
-
-
-def _compact(value: dict) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _kv_events(*, vllm: bool) -> str:
-    events: dict = {"publisher": "zmq", "topic": "kv-events", "endpoint": f"tcp://*:{KV_EVENTS_PORT}"}
-    if vllm:
-        events["enable_kv_cache_events"] = True
-    return _compact(events)
-
-
-KVBM_MODULE = "kvbm.vllm_integration.connector"
-KVBM_CONNECTOR = {"kv_connector": "DynamoConnector", "kv_connector_module_path": KVBM_MODULE, "kv_role": "kv_both"}
-
-
-def _nixl_connector(role: str, efa: bool) -> dict:
-    connector: dict = {"kv_connector": "NixlConnector", "kv_role": role}
-    if efa:
-        # NIXL's default UCX backend does not drive EFA; LIBFABRIC does.
-        connector["kv_connector_extra_config"] = {"backends": ["LIBFABRIC"]}
-    return connector
-
-
-def vllm_kv_transfer(graph: GraphConfig, mode: str | None, efa: bool) -> dict | None:
-    """`--kv-transfer-config` of a vLLM worker (Dynamo 1.6.1 refuses the old `--connector`).
-
-    KVBM offload is vLLM's DynamoConnector; a prefill worker that offloads and also hands KV
-    to decode runs both through KVBM's PdConnector (offload connector first, NIXL second);
-    decode only receives KV over NIXL.
-    """
-    offload = graph.kv_offload.enabled
-    if mode is None:
-        return dict(KVBM_CONNECTOR) if offload else None
-    if mode == "decode" or not offload:
-        return _nixl_connector("kv_producer" if mode == "prefill" else "kv_consumer", efa)
-    return {
-        "kv_connector": "PdConnector",
-        "kv_role": "kv_both",
-        "kv_connector_module_path": KVBM_MODULE,
-        "kv_connector_extra_config": {
-            "connectors": [dict(KVBM_CONNECTOR), _nixl_connector("kv_producer", efa)]
-        },
-    }
-
-
-# TRT-LLM: chunked prefill lets prompts longer than one iteration's token budget through; the
-# budget itself stays at TRT-LLM's default, written out so a reviewer sees it.
-TRTLLM_MAX_NUM_TOKENS = 8192
-
-
-def _reasoning(graph: GraphConfig) -> list[str]:
-    parser = graph.effective_reasoning_parser()
-    return ["--dyn-reasoning-parser", parser] if parser else []
-
-
-def _vllm_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
-    mode = role.disaggregation_mode
-    max_len = graph.effective_max_model_len()
-    args = ["--model", graph.model]
-    if graph.served_model_name:
-        args += ["--served-model-name", graph.served_model_name]
-    args += ["--tensor-parallel-size", str(role.config.tensor_parallel_size)]
-    if max_len:
-        args += ["--max-model-len", str(max_len)]
-    args += ["--gpu-memory-utilization", str(graph.gpu_memory_utilization)]
-    if mode:
-        args += ["--disaggregation-mode", mode]
-    transfer = vllm_kv_transfer(graph, mode, efa)
-    if transfer:
-        args += ["--kv-transfer-config", _compact(transfer)]
-    if graph.kv_routed and mode != "decode":
-        args += ["--kv-events-config", _kv_events(vllm=True)]
-    return args + _reasoning(graph)
-
-
-def _sglang_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
-    mode = role.disaggregation_mode
-    max_len = graph.effective_max_model_len()
-    args = ["--model-path", graph.model, "--served-model-name", graph.model_name]
-    args += ["--tp", str(role.config.tensor_parallel_size), "--page-size", "16"]
-    if max_len:
-        args += ["--context-length", str(max_len)]
-    args += ["--mem-fraction-static", str(graph.gpu_memory_utilization)]
-    if mode:
-        args += [
-            "--disaggregation-mode", mode,
-            "--disaggregation-transfer-backend", "nixl",
-            "--disaggregation-bootstrap-port", str(SGLANG_BOOTSTRAP_PORT),
-            "--host", "0.0.0.0",
-        ]
-    if graph.kv_offload.enabled and mode != "decode":
-        # Per tensor-parallel rank: each rank keeps its own host pool of this size.
-        args += ["--enable-hierarchical-cache", "--hicache-size", str(graph.kv_offload.cpu_cache_gb)]
-    if graph.kv_routed and mode != "decode":
-        args += ["--kv-events-config", _kv_events(vllm=False)]
-    return args + _reasoning(graph)
-
-
-def trtllm_engine_overrides(mode: str | None) -> dict:
-    """`--override-engine-args` of a TRT-LLM worker (LlmArgs keys of the pinned TRT-LLM)."""
-    overrides: dict = {}
-    if mode != "decode":
-        overrides["enable_chunked_prefill"] = True
-    if mode:
-        overrides["cache_transceiver_config"] = {"backend": "NIXL"}
-    if mode == "prefill":
-        overrides["disable_overlap_scheduler"] = True
-    else:
-        overrides["cuda_graph_config"] = {"enable_padding": True}
-    return overrides
-
-
-def _trtllm_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
-    mode = role.disaggregation_mode
-    max_len = graph.effective_max_model_len()
-    args = ["--model", graph.model, "--served-model-name", graph.model_name]
-    args += ["--tensor-parallel-size", str(role.config.tensor_parallel_size)]
-    if max_len:
-        args += ["--max-seq-len", str(max_len)]
-    args += ["--max-num-tokens", str(TRTLLM_MAX_NUM_TOKENS)]
-    args += ["--free-gpu-memory-fraction", str(graph.gpu_memory_utilization)]
-    if mode:
-        args += ["--disaggregation-mode", mode]
-    args += ["--override-engine-args", _compact(trtllm_engine_overrides(mode))]
-    if graph.kv_offload.enabled and mode != "decode":
-        args += ["--connector", "kvbm"]
-    if graph.kv_routed and mode != "decode":
-        args += ["--publish-kv-events"]
-    return args + _reasoning(graph)
-
-
-def _mocker_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
-    # Simulated engine, real tokenizer, no GPU.
-    args = ["--model-path", graph.model, "--model-name", graph.model_name, "--speedup-ratio", "1.0"]
-    if role.disaggregation_mode:
-        args += ["--disaggregation-mode", role.disaggregation_mode]
-    return args
-
-
-ARG_BUILDERS = {"vllm": _vllm_args, "sglang": _sglang_args, "trtllm": _trtllm_args, "mocker": _mocker_args}
-
-
-def worker_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
-    """Engine arguments after `python3 -m dynamo.<backend>`."""
-    args = ARG_BUILDERS[graph.backend](graph, role, efa)
-    return [*args, *graph.extra_engine_args, *role.config.extra_engine_args]
 
 
 def worker_env(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[k8s.EnvVar]:
@@ -440,14 +250,14 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
     requests: dict[str, k8s.Quantity] = {"ephemeral-storage": _q("2Gi")}
     limits: dict[str, k8s.Quantity] = {}
     offload = graph.kv_offload
-    if offload.enabled and graph.backend in ("vllm", "trtllm") and role.disaggregation_mode != "decode":
-        if offload.disk_cache_gb:
-            volumes.append(k8s.Volume(
-                name="kvbm-disk",
-                empty_dir=k8s.EmptyDirVolumeSource(size_limit=_q(f"{offload.disk_cache_gb}G")),
-            ))
-            mounts.append(k8s.VolumeMount(name="kvbm-disk", mount_path=KVBM_DISK_PATH))
-            requests["ephemeral-storage"] = _q(f"{offload.disk_cache_gb + 2}G")
+    kvbm = offload.enabled and graph.backend in ("vllm", "trtllm") and role.disaggregation_mode != "decode"
+    if kvbm and offload.disk_cache_gb:
+        volumes.append(k8s.Volume(
+            name="kvbm-disk",
+            empty_dir=k8s.EmptyDirVolumeSource(size_limit=_q(f"{offload.disk_cache_gb}G")),
+        ))
+        mounts.append(k8s.VolumeMount(name="kvbm-disk", mount_path=KVBM_DISK_PATH))
+        requests["ephemeral-storage"] = _q(f"{offload.disk_cache_gb + 2}G")
     host_gb = host_memory_request_gb(graph, role)
     if host_gb is not None:
         requests["memory"] = _q(f"{host_gb}G")

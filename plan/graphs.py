@@ -6,6 +6,7 @@ from __future__ import annotations
 from config.graphs import GraphConfig
 from config.schema import DeploymentConfig
 from plan.capacity import CapacityError, plan_graph
+from plan.engine_args import managed_flag_problem
 from plan.placement import efa_interfaces_per_pod, role_efa, role_instance_types
 
 
@@ -38,7 +39,7 @@ def _stack_pinning_problems(cfg: DeploymentConfig) -> list[str]:
         loose = ", ".join(graph.name for graph in cfg.graphs if graph.stack is None)
         return [f"graphs {loose} have no stack while others do; set stack on every graph or on none"]
     problems = []
-    for number in sorted({graph.stack for graph in pinned}):
+    for number in sorted({graph.stack for graph in pinned if graph.stack is not None}):
         members = [graph.name for graph in pinned if graph.stack == number]
         if len(members) > MAX_GRAPHS_PER_PINNED_STACK:
             problems.append(
@@ -61,7 +62,11 @@ def _unique_graphs(cfg: DeploymentConfig, problems: list[str]) -> list[GraphConf
 
 
 def _cross_section_problem(cfg: DeploymentConfig, graph: GraphConfig) -> str | None:
-    """The first problem of one graph against the pools and the capacity plan."""
+    """The first problem of one graph against its engine's flags, the pools and the capacity
+    plan."""
+    problem = managed_flag_problem(graph)
+    if problem:
+        return f"graph '{graph.name}': {problem}"
     for role in graph.worker_roles():
         if not graph.uses_gpus:
             pools = [pool.name for pool in cfg.karpenter.pools()]

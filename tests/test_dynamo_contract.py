@@ -16,10 +16,10 @@ import cdk8s
 import pytest
 from pydantic import ValidationError
 
-from plan import load_config, plan_problems
 from config.environments import environment_configs
 from config.schema import DeploymentConfig
 from k8s_charts import graphs as graph_charts
+from plan import load_config, plan_problems
 from tests.ops_dynamo_support import require_dynamo_venv
 from tests.tools.configs import all_configs
 from tests.tools.synth import REPO
@@ -248,3 +248,29 @@ def test_the_gate_refuses_planted_defects():
         result = results[f"planted-{index}"]
         assert not result["ok"], f"{name}: accepted"
         assert expected in result["error"], f"{name}: {result['error']}"
+
+
+# -- the flags a graph manages are the builders' own ---------------------------------------------
+
+
+def test_every_alias_of_a_managed_engine_option_is_managed_too():
+    """extra_engine_args must not set a managed value under another of the engine's names for
+    the same option (from the engine records, e.g. vLLM's -tp for --tensor-parallel-size)."""
+    from plan.engine_args import MANAGED_FLAGS
+
+    for backend, package in (("vllm", "vllm"), ("sglang", "sglang")):
+        (record_path,) = (REPO / "tests" / "data" / "engine_cli").glob(f"{package}-*.json")
+        options = json.loads(record_path.read_text(encoding="utf-8"))["options"]
+        managed = set(MANAGED_FLAGS[backend])
+        for option in options:
+            names = {flag for flag in option["flags"] if not flag.startswith("--no-")}
+            if names & managed:
+                assert names <= managed, f"{backend}: {sorted(names - managed)} alias a managed flag"
+
+
+def test_a_builder_cannot_emit_an_undeclared_flag():
+    from plan.engine_args import Args
+
+    args = Args("vllm")
+    with pytest.raises(ValueError, match="not declared"):
+        args.add("--enforce-eager")

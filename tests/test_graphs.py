@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from config import ConfigError
-from plan import load_config, plan_problems
-from plan.graphs import has_multinode
 from config.loader import describe_errors
 from config.schema import DeploymentConfig
 from k8s_charts import graphs as graph_charts
 from k8s_charts.registry import render
+from plan import load_config, plan_problems
+from plan.graphs import has_multinode
 from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.tools.k8s_schema import schema_errors
 
@@ -34,7 +34,7 @@ BASE = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered(path: Path) -> list[dict]:
     cfg = load_config(path)
     app = cdk8s.App()
@@ -363,7 +363,8 @@ CASES = {
     "nodes without multinode": (graph(worker={"nodes": 2, "tensor_parallel_size": 2}), "graphs.0", "use topology: multinode"),
     "multinode without nodes": (graph(topology="multinode"), "graphs.0", "needs prefill.nodes or decode.nodes of 2 or more"),
     "no placement": (graph(node_pool=None), "graphs.0", "set node_pool (a Karpenter pool) or instance_type"),
-    "managed flag": (graph(extra_engine_args=["--tensor-parallel-size", "2"]), "graphs.0", "set tensor_parallel_size instead"),
+    "managed flag": (graph(extra_engine_args=["--tensor-parallel-size", "2"]), "graph 'g'", "set tensor_parallel_size instead"),
+    "managed flag under an alias": (graph(worker={"extra_engine_args": ["-tp", "2"]}), "graph 'g'", "set tensor_parallel_size instead"),
     "bad name": (graph(name="My_Graph"), "graphs.0.name", "not a DNS-1123 label"),
     "bad model id": (graph(model="llama"), "graphs.0.model", "not a Hugging Face model id"),
     "unknown backend": (graph(backend="tgi"), "graphs.0.backend", "got 'tgi'"),
