@@ -7,6 +7,7 @@ Every instance family or type is checked against config/catalog/instances.py.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -49,6 +50,44 @@ Duration = Annotated[str, AfterValidator(_duration)]
 Budget = Annotated[str, AfterValidator(_budget)]
 
 
+class PoolLimitsConfig(StrictModel):
+    """What one NodePool may run in total; unset: derived so the config's graphs fit."""
+
+    cpu: int | None = Field(default=None, ge=1, description="vCPUs (null: derived).")
+    memory_gib: int | None = Field(
+        default=None, ge=1,
+        description="GiB of memory as Karpenter counts it, after its VM overhead (null: derived).",
+    )
+    gpus: int | None = Field(default=None, ge=1, description="GPUs of a GPU pool (null: derived).")
+
+
+class CapacityReservationConfig(StrictModel):
+    """On-Demand Capacity Reservations or Capacity Blocks (ML) the pool may launch into: by id,
+    or by tags (optionally of another account's shared reservations)."""
+
+    id: str | None = Field(
+        default=None, pattern=r"^cr-[0-9a-z]+$", description="Reservation id, e.g. cr-0123456789abcdef0."
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Select reservations by tags ('*' matches any value)."
+    )
+    owner_id: str | None = Field(
+        default=None, pattern=r"^\d{12}$", description="With tags: the account that owns shared reservations."
+    )
+    reservation_type: Literal["default", "capacity-block"] | None = Field(
+        default=None,
+        description="default (ODCR) | capacity-block; set on every entry to keep the pool to that type.",
+    )
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> CapacityReservationConfig:
+        if bool(self.id) == bool(self.tags):
+            raise ValueError("a capacity reservation is selected by id or by tags; set exactly one")
+        if self.id and self.owner_id:
+            raise ValueError("owner_id goes with tags, not with an id; remove owner_id")
+        return self
+
+
 class NodePoolConfig(StrictModel):
     """One Karpenter NodePool and its EC2NodeClass (same name)."""
 
@@ -86,6 +125,16 @@ class NodePoolConfig(StrictModel):
     )
     termination_grace_period: Duration = Field(
         default="24h", description="Longest drain before a node is forcibly terminated."
+    )
+    capacity_reservations: list[CapacityReservationConfig] = Field(
+        default_factory=list,
+        max_length=30,
+        description="Reservations / Capacity Blocks to launch into (needs capacity_types: reserved).",
+    )
+    limits: PoolLimitsConfig = Field(
+        default_factory=PoolLimitsConfig,
+        description="This pool's limits; each unset one is the larger of karpenter_*_limits and "
+        "what the graphs placed here need at their maximum replicas.",
     )
 
     @field_validator("instance_families")
@@ -134,6 +183,22 @@ class NodePoolConfig(StrictModel):
             )
         if self.efa:
             self._check_efa()
+        reserved = "reserved" in self.capacity_types
+        if reserved and not self.capacity_reservations:
+            raise ValueError(
+                f"pool '{self.name}': capacity_types includes reserved but no capacity_reservations "
+                "are listed, so Karpenter would never find a reservation to launch into; add "
+                "capacity_reservations (id or tags) or remove reserved"
+            )
+        if self.capacity_reservations and not reserved:
+            raise ValueError(
+                f"pool '{self.name}': capacity_reservations are listed but capacity_types lacks "
+                "reserved; add reserved (first, to use the reservations before paying on-demand)"
+            )
+        if self.capacity_reservations and not self.is_gpu:
+            raise ValueError(
+                f"pool '{self.name}': capacity_reservations are for GPU pools; remove them"
+            )
         if self.placement_group and len(self.zones) != 1:
             raise ValueError(
                 f"pool '{self.name}': placement_group needs exactly one zone (a cluster "
@@ -195,6 +260,14 @@ class NodePoolConfig(StrictModel):
     def efa_interfaces(self) -> int:
         return max((row.efa_interfaces for row in self.launchable()), default=0)
 
+    @property
+    def reservation_types(self) -> list[str]:
+        """Reservation types the pool is restricted to ([] = any): only when every entry says."""
+        types = [r.reservation_type for r in self.capacity_reservations]
+        if not types or None in types:
+            return []
+        return sorted({t for t in types if t is not None})
+
     def largest(self) -> tuple[int, int, int, str]:
         """(GPUs, vCPUs, memory GiB, biggest instance name) of one node, for limit checks."""
         rows = self.launchable()
@@ -212,6 +285,24 @@ class NodePoolConfig(StrictModel):
             max(f.max_memory_gib for f in families),
             "/".join(self.instance_families),
         )
+
+
+# Karpenter subtracts this share of an instance's memory (its VM_MEMORY_OVERHEAD_PERCENT /
+# chart value settings.vmMemoryOverheadPercent, 0.075 in 1.14.1) before it compares a node
+# against a pool's memory limit; tests/test_karpenter_config.py holds it to the pinned chart.
+KARPENTER_VM_MEMORY_OVERHEAD = 0.075
+
+
+def karpenter_memory_gib(memory_gib: float) -> int:
+    """Memory of a node as Karpenter counts it against a pool's limit (GiB, rounded up)."""
+    return math.ceil(memory_gib * (1 - KARPENTER_VM_MEMORY_OVERHEAD))
+
+
+def _limit(own: int | None, default: int, pool: NodePoolConfig, key: str, default_field: str) -> tuple[int, str]:
+    """A pool's limit for the one-node check and the field that set it (own or default)."""
+    if own is not None:
+        return own, f"pool '{pool.name}' limits.{key}"
+    return default, default_field
 
 
 def _default_base_pools() -> list[NodePoolConfig]:
@@ -237,11 +328,16 @@ class KarpenterConfig(StrictModel):
     use_bottlerocket: bool = Field(
         default=False, description="Bottlerocket instead of Amazon Linux 2023 on Karpenter nodes."
     )
-    karpenter_cpu_limits: int = Field(default=1000, ge=1, description="vCPUs each pool may run.")
-    karpenter_memory_limits: int = Field(
-        default=4000, ge=1, description="GiB of memory each pool may run."
+    karpenter_cpu_limits: int = Field(
+        default=1000, ge=1, description="Default vCPU limit of a pool (raised where its graphs need more)."
     )
-    karpenter_gpu_limits: int = Field(default=32, ge=1, description="GPUs each GPU pool may run.")
+    karpenter_memory_limits: int = Field(
+        default=4000, ge=1,
+        description="Default memory limit of a pool, GiB (raised where its graphs need more).",
+    )
+    karpenter_gpu_limits: int = Field(
+        default=32, ge=1, description="Default GPU limit of a GPU pool (raised where its graphs need more)."
+    )
     install_nvidia_device_plugin: bool | None = Field(
         default=None,
         description="null: install unless the AMI ships it (Bottlerocket does).",
@@ -286,22 +382,26 @@ class KarpenterConfig(StrictModel):
                 raise ValueError(f"two node pools are named '{pool.name}'; names must be unique")
             seen.add(pool.name)
             gpus, vcpus, memory, biggest = pool.largest()
-            if gpus > self.karpenter_gpu_limits:
+            memory = karpenter_memory_gib(memory)
+            gpu_limit, gpu_field = _limit(pool.limits.gpus, self.karpenter_gpu_limits, pool, "gpus", "karpenter_gpu_limits")
+            cpu_limit, cpu_field = _limit(pool.limits.cpu, self.karpenter_cpu_limits, pool, "cpu", "karpenter_cpu_limits")
+            mem_limit, mem_field = _limit(
+                pool.limits.memory_gib, self.karpenter_memory_limits, pool, "memory_gib", "karpenter_memory_limits"
+            )
+            if gpus > gpu_limit:
                 raise ValueError(
-                    f"karpenter_gpu_limits {self.karpenter_gpu_limits} is smaller than one "
-                    f"{biggest} node ({gpus} GPUs) in pool '{pool.name}'; raise it to at "
-                    f"least {gpus} or use smaller instance types"
+                    f"{gpu_field} {gpu_limit} is smaller than one {biggest} node ({gpus} GPUs) in "
+                    f"pool '{pool.name}'; raise it to at least {gpus} or use smaller instance types"
                 )
-            if vcpus > self.karpenter_cpu_limits:
+            if vcpus > cpu_limit:
                 raise ValueError(
-                    f"karpenter_cpu_limits {self.karpenter_cpu_limits} is smaller than one "
-                    f"node of pool '{pool.name}' ({vcpus} vCPUs); raise it to at least {vcpus}"
+                    f"{cpu_field} {cpu_limit} is smaller than one node of pool '{pool.name}' "
+                    f"({vcpus} vCPUs); raise it to at least {vcpus}"
                 )
-            if memory > self.karpenter_memory_limits:
+            if memory > mem_limit:
                 raise ValueError(
-                    f"karpenter_memory_limits {self.karpenter_memory_limits} GiB is smaller "
-                    f"than one node of pool '{pool.name}' ({memory} GiB); raise it to at "
-                    f"least {memory}"
+                    f"{mem_field} {mem_limit} GiB is smaller than one node of pool '{pool.name}' "
+                    f"({memory} GiB as Karpenter counts it); raise it to at least {memory}"
                 )
         return self
 

@@ -15,9 +15,6 @@ from constructs import Construct
 
 from config import versions
 from config.karpenter import KarpenterConfig, NodePoolConfig
-from config.schema import DeploymentConfig
-from k8s_charts.imports.karpenter.aws.k8s import karpenter as ec2
-from k8s_charts.imports.karpenter.sh import karpenter as kp
 from config.names import (
     EFA_LABEL,
     EFS_STARTUP_TAINT_KEY,
@@ -27,6 +24,10 @@ from config.names import (
     discovery_tag_key,
     karpenter_node_role_name,
 )
+from config.schema import DeploymentConfig
+from k8s_charts.imports.karpenter.aws.k8s import karpenter as ec2
+from k8s_charts.imports.karpenter.sh import karpenter as kp
+from plan.pools import PoolLimits, resolve_pool_limits
 
 # Bottlerocket keeps its OS on a small volume and images/ephemeral data on the second one.
 _BOTTLEROCKET_OS_VOLUME_GIB = 10
@@ -43,10 +44,16 @@ def review_inputs(cfg: DeploymentConfig) -> PoolInputs:
 
 def build(app: cdk8s.App, cfg: DeploymentConfig, inputs: PoolInputs) -> list[cdk8s.Chart]:
     chart = cdk8s.Chart(app, "karpenter-pools", disable_resource_name_hashes=True)
+    limits, _ = resolve_pool_limits(cfg)
     for pool in cfg.karpenter.pools():
         node_class(chart, cfg, pool, inputs)
-        node_pool(chart, cfg.karpenter, pool)
+        node_pool(chart, cfg.karpenter, pool, limits[pool.name])
     return [chart]
+
+
+# Label Karpenter 1.14.1 puts on reserved nodes (pkg/apis/v1/labels.go,
+# LabelCapacityReservationType; values default | capacity-block).
+CAPACITY_RESERVATION_TYPE_LABEL = "karpenter.k8s.aws/capacity-reservation-type"
 
 
 def node_class(
@@ -91,6 +98,12 @@ def node_class(
                 if pool.placement_group
                 else None
             ),
+            capacity_reservation_selector_terms=[
+                ec2.Ec2NodeClassSpecCapacityReservationSelectorTerms(
+                    id=term.id, tags=term.tags or None, owner_id=term.owner_id
+                )
+                for term in pool.capacity_reservations
+            ] or None,
             tags={"dynamo-eks:environment": cfg.environment, **cfg.tags},
         ),
     )
@@ -135,7 +148,9 @@ def _efa_interfaces(cards: int) -> list[ec2.Ec2NodeClassSpecNetworkInterfaces]:
     return layout
 
 
-def node_pool(scope: Construct, karpenter: KarpenterConfig, pool: NodePoolConfig) -> kp.NodePool:
+def node_pool(
+    scope: Construct, karpenter: KarpenterConfig, pool: NodePoolConfig, pool_limits: PoolLimits
+) -> kp.NodePool:
     op = kp.NodePoolSpecTemplateSpecRequirementsOperator
     requirements = [
         kp.NodePoolSpecTemplateSpecRequirements(
@@ -162,19 +177,27 @@ def node_pool(scope: Construct, karpenter: KarpenterConfig, pool: NodePoolConfig
         requirements.append(kp.NodePoolSpecTemplateSpecRequirements(
             key="topology.kubernetes.io/zone", operator=op.IN, values=list(pool.zones)
         ))
+    if pool.reservation_types and pool.capacity_types == ["reserved"]:
+        # Karpenter 1.14 labels reserved nodes with their reservation's type; on-demand and
+        # spot nodes carry no such label, so only a reserved-only pool may require it.
+        requirements.append(kp.NodePoolSpecTemplateSpecRequirements(
+            key=CAPACITY_RESERVATION_TYPE_LABEL, operator=op.IN, values=pool.reservation_types
+        ))
 
     labels = {NODE_ROLE_LABEL: "gpu" if pool.is_gpu else "cpu"}
     taints = []
+    # Per pool, from the plan: the pool's own limits, or derived so its graphs fit.
     limits = {
-        "cpu": kp.NodePoolSpecLimits.from_string(str(karpenter.karpenter_cpu_limits)),
-        "memory": kp.NodePoolSpecLimits.from_string(f"{karpenter.karpenter_memory_limits}Gi"),
+        "cpu": kp.NodePoolSpecLimits.from_string(str(pool_limits.cpu)),
+        "memory": kp.NodePoolSpecLimits.from_string(f"{pool_limits.memory_gib}Gi"),
     }
-    if pool.is_gpu:
-        labels[GPU_MODEL_LABEL] = pool.gpu_label
+    gpu_label = pool.gpu_label  # None for a CPU pool
+    if gpu_label is not None:
+        labels[GPU_MODEL_LABEL] = gpu_label
         taints.append(kp.NodePoolSpecTemplateSpecTaints(
             key=GPU_TAINT_KEY, effect=kp.NodePoolSpecTemplateSpecTaintsEffect.NO_SCHEDULE
         ))
-        limits[GPU_TAINT_KEY] = kp.NodePoolSpecLimits.from_string(str(karpenter.karpenter_gpu_limits))
+        limits[GPU_TAINT_KEY] = kp.NodePoolSpecLimits.from_string(str(pool_limits.gpus))
     if pool.efa:
         labels[EFA_LABEL] = "true"
 

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from config.environments import environment_configs
 from config.loader import ConfigError
 from config.loader import load_config as validate_config
-from config.environments import environment_configs
 from config.schema import DeploymentConfig
 from plan.graphs import check_graphs
+from plan.pools import resolve_pool_limits
 
 
 def plan_problems(cfg: DeploymentConfig) -> list[str]:
     """Why the plan of one (already validated) config cannot be resolved; [] when it can."""
-    return check_graphs(cfg)
+    problems = check_graphs(cfg)
+    if not problems:  # pool limits are only meaningful once every graph is placed
+        problems = resolve_pool_limits(cfg)[1]
+    return problems
 
 
 def load_config(path: str | Path) -> DeploymentConfig:

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from config import ConfigError
-from plan import load_config
-from plan.capacity import GB, GIB, RESERVE_GIB, fit_role, parallelism_problem, plan_graph
 from config.catalog.instances import INSTANCE_TYPES
 from config.catalog.models import MODELS, find_model
+from plan import load_config
+from plan.capacity import GB, GIB, RESERVE_GIB, fit_role, parallelism_problem, plan_graph
 from tests.conftest import REPO
 
 BASE = {
@@ -55,13 +55,14 @@ def test_llama_8b_on_one_l4_by_hand():
     spec = MODELS["meta-llama/Llama-3.1-8B"]
     fit = fit_role(spec, INSTANCE_TYPES["g6.xlarge"], tensor_parallel=1, nodes=1,
                    utilization=0.9, max_model_len=16384, backend="vllm")
-    usable = 24 * GIB * 0.9 / GB            # 23.19 GB
-    kv = usable - 16.06 - RESERVE_GIB * GIB / GB  # 23.19 - 16.06 - 2.15 = 4.98 GB
+    # An L4 reports 23,034 MiB (nvidia-smi), not the 24 GiB AWS lists.
+    usable = 23_034 * 2**20 * 0.9 / GB      # 21.74 GB
+    kv = usable - 16.06 - RESERVE_GIB * GIB / GB  # 21.74 - 16.06 - 2.15 = 3.53 GB
     assert fit.usable_per_gpu_gb == pytest.approx(usable)
     assert fit.kv_budget_per_gpu_gb == pytest.approx(kv)
-    assert fit.kv_tokens == int(kv * GB // 131_072)  # about 38,000 tokens
-    assert 37_000 < fit.kv_tokens < 39_000
-    assert fit.concurrent_sequences == 2    # 38k // 16384
+    assert fit.kv_tokens == int(kv * GB // 131_072)  # about 26,900 tokens
+    assert 26_000 < fit.kv_tokens < 28_000
+    assert fit.concurrent_sequences == 1    # 26.9k // 16384
 
 
 def test_70b_tp4_on_l40s_by_hand():
@@ -71,7 +72,7 @@ def test_70b_tp4_on_l40s_by_hand():
     assert fit.weights_per_gpu_gb == pytest.approx(70.6 * 2 / 4)  # 35.3 GB
     # 80 layers, 8 KV heads over TP=4 -> 2 per GPU: 2 x 80 x 2 x 128 x 2 = 81,920 B/token
     assert spec.kv_bytes_per_token(4) == 81_920
-    expected = (48 * GIB * 0.9 / GB - 35.3 - RESERVE_GIB * GIB / GB) * GB // 81_920
+    expected = (46_068 * 2**20 * 0.9 / GB - 35.3 - RESERVE_GIB * GIB / GB) * GB // 81_920
     assert fit.kv_tokens == int(expected)
 
 
@@ -79,7 +80,7 @@ def test_trtllm_fraction_applies_to_free_memory():
     spec = MODELS["meta-llama/Llama-3.1-8B"]
     fit = fit_role(spec, INSTANCE_TYPES["g6e.xlarge"], tensor_parallel=1, nodes=1,
                    utilization=0.5, max_model_len=8192, backend="trtllm")
-    free = 48 * GIB / GB - 16.06 - RESERVE_GIB * GIB / GB
+    free = 46_068 * 2**20 / GB - 16.06 - RESERVE_GIB * GIB / GB
     assert fit.kv_budget_per_gpu_gb == pytest.approx(free * 0.5)
 
 
@@ -105,7 +106,7 @@ def test_seed_70b_on_l4_is_rejected_with_numbers_and_fix(tmp_path):
     ))
     assert "graph 'r1-70b'" in line
     assert "70.6B bf16 weights need 141 GB" in line
-    assert "TP=4 on g6.12xlarge gives 4x24 GiB L4" in line
+    assert "TP=4 on g6.12xlarge gives 4x22.5 GiB L4" in line
     assert "use g6e.12xlarge (TP=4)" in line
 
 
@@ -117,7 +118,7 @@ def test_tp_larger_than_node(tmp_path):
 
 def test_max_model_len_too_long_suggests_a_length(tmp_path):
     line = one_line(tmp_path, graph(instance_type="g6.xlarge", max_model_len=131072))
-    assert "max_model_len is 131,072" in line and "set max_model_len <= 3" in line
+    assert "max_model_len is 131,072" in line and "set max_model_len <= 26624" in line
 
 
 def test_heads_not_divisible(tmp_path):
@@ -176,7 +177,7 @@ def test_ops_plan_prints_every_column(tmp_path):
     header = result.stdout.splitlines()[0]
     for column in ("GPUs", "nodes", "weights/GPU", "KV tokens", "seqs@max_len", "$/hour"):
         assert column in header
-    assert "g6e.xlarge (1x L40S 48 GiB)" in result.stdout
+    assert "g6e.xlarge (1x L40S 45.0 GiB)" in result.stdout
     assert "hello: mocker agg" in result.stdout and "UNCHECKED" in result.stdout
 
 

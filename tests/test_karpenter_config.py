@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from config import ConfigError
-from plan import load_config
 from config.catalog import instances
+from plan import load_config
 from tests.test_config_errors import mutated, write
 
 
@@ -116,7 +116,7 @@ CASES = {
     "memory limit below one node": (
         mutated(karpenter__karpenter_memory_limits=1000),
         "karpenter",
-        "karpenter_memory_limits 1000 GiB is smaller than one node of pool 'gpu-g6e' (1536 GiB)",
+        "karpenter_memory_limits 1000 GiB is smaller than one node of pool 'gpu-g6e' (1421 GiB as Karpenter counts it)",
     ),
 }
 

@@ -5,8 +5,10 @@ Shared by the Karpenter pools (config/karpenter.py) and the capacity planner
 Entries are per instance type (not per family) because GPU count, vCPU, RAM, EFA and price
 differ within a family.
 
-Facts are from the AWS "Accelerated computing" instance pages; GPU memory is per GPU as AWS
-lists it (GiB). Prices are Linux on-demand USD/hour in us-west-2 from the AWS public price
+Facts are from the AWS "Accelerated computing" instance pages, except GPU memory, which is
+what the GPU itself reports (nvidia-smi's memory.total, what engines size their KV cache
+from): a "48 GiB" L40S reports 46,068 MiB, so a capacity check on the marketing number would
+promise ~4% more KV cache than exists, and more at high utilisation. Prices are Linux on-demand USD/hour in us-west-2 from the AWS public price
 list as of PRICE_DATE (after the June 2025 P4/P5 price reduction); they are only used for
 `ops plan` estimates — refresh them with `aws pricing get-products` when they matter.
 """
@@ -24,7 +26,7 @@ class GpuInstance:
     name: str
     gpus: int
     gpu_model: str
-    gpu_memory_gib: float  # per GPU
+    listed_gpu_memory_gib: int  # per GPU, as AWS lists it (for people)
     vcpu: int
     memory_gib: int
     # EFA network interfaces the type supports (0 = no EFA); pods request at most this many.
@@ -40,6 +42,15 @@ class GpuInstance:
         return self.efa_interfaces > 0
 
     @property
+    def gpu_memory_mib(self) -> int:
+        """Per GPU, as the GPU reports it (nvidia-smi memory.total)."""
+        return GPU_MEMORY_MIB[self.gpu_model]
+
+    @property
+    def gpu_memory_gib(self) -> float:
+        return self.gpu_memory_mib / 1024
+
+    @property
     def total_gpu_memory_gib(self) -> float:
         return self.gpus * self.gpu_memory_gib
 
@@ -52,6 +63,19 @@ class GpuInstance:
     def instance_store_gb(self) -> int:
         """Local NVMe; Karpenter stripes it as RAID0 for images and ephemeral storage."""
         return INSTANCE_STORE_GB[self.name]
+
+
+# memory.total per GPU model as nvidia-smi reports it on these instances (MiB), from
+# published nvidia-smi output of each model (the marketing size in the comment).
+GPU_MEMORY_MIB: dict[str, int] = {
+    "A10G": 23028,  # 24 GiB
+    "L4": 23034,  # 24 GiB
+    "L40S": 46068,  # 48 GiB
+    "A100": 40537,  # A100-SXM4-40GB
+    "A100-80GB": 81920,  # A100-SXM4-80GB
+    "H100": 81559,  # H100 80GB HBM3
+    "H200": 143771,  # H200 141 GB
+}
 
 
 def _t(name, gpus, gpu_model, gpu_gib, vcpu, mem, efa, usd) -> GpuInstance:
