@@ -37,7 +37,7 @@ help:
 	@echo "make destroy CONFIG=pipeline.yaml ENVIRONMENT=name  destroy one environment of a pipeline config"
 	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
 	@echo "make review [BASE=ref] [CONFIG=path]  offline PR review: cdk diff + manifest diff of BASE (default: merge base with main) vs the working tree -> dist/review/"
-	@echo "make lint                     ruff on the Python, cfn-lint on the templates of every config"
+	@echo "make lint                     ruff and mypy on the Python, cfn-lint on the templates of every config"
 	@echo "make preflight [CONFIG=path] check the AWS account: credentials, bootstrap, GPU quotas, offerings, HF token"
 	@echo "make smoke GRAPH=name | URL=url  smoke-test a deployed graph (kubectl port-forward) or any frontend"
 	@echo "make rehearse [CONFIG=path] [GRAPH=name]  run a graph's topology on real Dynamo + mocker locally, then smoke it"
@@ -105,6 +105,7 @@ plan: $(VENV)/.stamp
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m tests.tools.lint_all
 
 test: setup $(DYNAMO_VENV)/.stamp

@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from config import versions
-from config.base import DnsLabel, INSTANCE_TYPE, Ipv4Cidr, StrictModel
+from config.base import INSTANCE_TYPE, DnsLabel, Ipv4Cidr, StrictModel
 
 _PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 

@@ -13,6 +13,7 @@ from config import versions
 from config.base import StrictModel
 from config.names import BUILD_FRAMEWORKS
 
+
 class ImageBuildConfig(StrictModel):
     # Upstream builds Rust wheels, UCX and NIXL from source and pulls multi-GB base images,
     # so nothing smaller than large is offered. large: 8 vCPU / 15 GB / 128 GB disk; 2xlarge: 72 vCPU / 145 GB / 824 GB (faster, dearer).

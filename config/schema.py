@@ -14,8 +14,8 @@ from config.graphs import GraphConfig
 from config.images import ImagesConfig
 from config.karpenter import KarpenterConfig, check_with_deployment
 from config.network import NetworkConfig
-from config.platform import PlatformConfig
 from config.pipeline import PipelineConfig
+from config.platform import PlatformConfig
 from config.registry import RegistryConfig
 
 

@@ -40,7 +40,6 @@ class UsageError(Exception):
 
 def main(argv: list[str], session_factory: Any = None, out=None) -> int:
     from config import ConfigError
-
     from image_build.client import BuildError
 
     out = out or sys.stdout

@@ -1,7 +1,7 @@
 """Typed Helm values for the `dynamo-platform` chart (config/versions.py DYNAMO).
 
 Every key rendered here exists in the upstream chart's values.yaml (vendored as test data in
-tests/data/dynamo-platform-values.yaml; tests/test_dynamo_platform_values.py checks it),
+tests/data/upstream/dynamo-platform-1.6.0-values.yaml; tests/test_dynamo_platform_values.py checks it),
 except the KAI scheduler argument in SUBCHART_KEYS, which belongs to the KAI subchart and is
 what the Dynamo 1.6 multinode docs tell users to set.
 """

@@ -13,20 +13,10 @@ from dataclasses import dataclass
 import cdk8s
 from cdk8s_plus_36 import k8s
 
-from config.schema import DeploymentConfig
-from k8s_charts.dashboards.dynamo_dashboard import dashboard
-from k8s_charts.imports.external_secrets.io import external_secrets as eso
-from k8s_charts.imports.prometheus_operator.com.coreos import monitoring as prom
-from k8s_charts.platform_helm_values import (
-    GRAFANA_ADMIN_PASSWORD_KEY,
-    GRAFANA_ADMIN_USER_KEY,
-    GRAFANA_DASHBOARD_LABEL,
-    MONITOR_SELECTOR_LABELS,
-)
 from config.names import (
-    EBS_STORAGE_CLASS,
     CLUSTER_SECRET_STORE,
     DCGM_EXPORTER_RELEASE,
+    EBS_STORAGE_CLASS,
     GRAFANA_ADMIN_SECRET,
     HF_TOKEN_KEY,
     HF_TOKEN_SECRET,
@@ -36,6 +26,16 @@ from config.names import (
     MONITORING_NAMESPACE,
     grafana_admin_secret_name,
     hf_token_secret_name,
+)
+from config.schema import DeploymentConfig
+from k8s_charts.dashboards.dynamo_dashboard import dashboard
+from k8s_charts.imports.external_secrets.io import external_secrets as eso
+from k8s_charts.imports.prometheus_operator.com.coreos import monitoring as prom
+from k8s_charts.platform_helm_values import (
+    GRAFANA_ADMIN_PASSWORD_KEY,
+    GRAFANA_ADMIN_USER_KEY,
+    GRAFANA_DASHBOARD_LABEL,
+    MONITOR_SELECTOR_LABELS,
 )
 
 # Pod labels the Dynamo operator puts on every pod it manages (ai-dynamo/dynamo operator

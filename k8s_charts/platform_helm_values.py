@@ -8,8 +8,6 @@ KPS_SUBCHART_KEYS with where they are documented.
 
 from __future__ import annotations
 
-from config.platform import MonitoringConfig
-from k8s_charts.placement import SYSTEM_TOLERATIONS, system_node_affinity
 from config.names import (
     EBS_STORAGE_CLASS,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
@@ -17,6 +15,8 @@ from config.names import (
     GRAFANA_ADMIN_SECRET,
     PROMETHEUS_RELEASE,
 )
+from config.platform import MonitoringConfig
+from k8s_charts.placement import SYSTEM_TOLERATIONS, system_node_affinity
 
 # Label every ServiceMonitor/PodMonitor needs for our Prometheus to pick it up. The chart's
 # own monitors carry it too (`release: <release name>`).
@@ -103,7 +103,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
         },
         "grafana": {
             # The admin password comes from Secrets Manager through External Secrets
-            # (k8s_charts/platform_secrets.py); the chart generates none.
+            # (`secrets_chart` in k8s_charts/platform_charts.py); the chart generates none.
             "admin": {
                 "existingSecret": GRAFANA_ADMIN_SECRET,
                 "userKey": GRAFANA_ADMIN_USER_KEY,
@@ -125,8 +125,8 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
 
 def dcgm_exporter_values() -> dict:
     return {
-        # Our own ServiceMonitor (k8s_charts/monitoring.py) replaces the chart's, so its
-        # labels and relabelings are validated and tested with the rest.
+        # Our own ServiceMonitor (`monitoring_chart` in k8s_charts/platform_charts.py) replaces
+        # the chart's, so its labels and relabelings are validated and tested with the rest.
         "serviceMonitor": {"enabled": False},
         "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
         "affinity": {

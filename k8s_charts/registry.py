@@ -8,8 +8,9 @@ will fill in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cdk8s
 
@@ -25,9 +26,7 @@ class ChartSource:
 
 def chart_sources() -> list[ChartSource]:
     """Imported lazily so a chart's heavy imports load only when charts are rendered."""
-    from k8s_charts import karpenter_pools
-    from k8s_charts import platform_charts
-    from k8s_charts import graphs
+    from k8s_charts import graphs, karpenter_pools, platform_charts
 
     sources: list[ChartSource] = [
         ChartSource("karpenter-pools", karpenter_pools.build, karpenter_pools.review_inputs),

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from plan import load_config
-from ops.cli import UsageError
 from config.names import stack_id
+from ops.cli import UsageError
+from plan import load_config
 
 UNITS = ("network", "cluster", "registry", "platform", "inference")
 OUT_DIR = Path("dist") / "destroy"

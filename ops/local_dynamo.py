@@ -12,6 +12,7 @@ Without root the processes share the host's loopback and the frontend gets a fre
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
@@ -180,13 +181,14 @@ class LocalDynamo:
         command = ["sh", "-c", script]
         if self.isolate:
             command = ["unshare", "--net", "--", "sh", "-c", f"ip link set lo up && {script}"]
-        self._leader = subprocess.Popen(
+        leader = self._leader = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir,
             process_group=0, preexec_fn=_die_with_parent,
         )
-        line = self._leader.stdout.readline().strip()
+        assert leader.stdout is not None and leader.stderr is not None  # both piped
+        line = leader.stdout.readline().strip()
         if line != b"ready":
-            error = self._leader.stderr.read().decode(errors="replace").strip()
+            error = leader.stderr.read().decode(errors="replace").strip()
             raise LocalDynamoError(f"could not create the process group: {error or 'no output'}")
 
     def _environment(self) -> dict[str, str]:
@@ -255,10 +257,8 @@ class LocalDynamo:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_group_gone(pgid: int, timeout: float = 5.0) -> None:

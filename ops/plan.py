@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from config.catalog.instances import PRICE_DATE, PRICE_REGION
 from plan import load_config
 from plan.capacity import RESERVE_GIB, GraphPlan, plan_graph
-from config.catalog.instances import PRICE_DATE, PRICE_REGION
 
 COLUMNS = ("graph", "role", "instance", "replicas x TP", "GPUs", "nodes", "weights/GPU",
            "KV tokens", "seqs@max_len", "$/hour")
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def rows(plan: GraphPlan) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for role in plan.roles:
         fit = role.fit
         shape = f"{role.replicas} x {role.tensor_parallel}"
@@ -35,7 +35,7 @@ def rows(plan: GraphPlan) -> list[tuple[str, ...]]:
         out.append((
             plan.graph,
             role.role,
-            f"{fit.instance.name} ({fit.instance.gpus}x {fit.instance.gpu_model} {fit.instance.gpu_memory_gib:g} GiB)",
+            f"{fit.instance.name} ({fit.instance.gpus}x {fit.instance.gpu_model} {fit.instance.gpu_memory_gib:.1f} GiB)",
             shape,
             str(role.gpus),
             str(role.node_count),
@@ -49,7 +49,7 @@ def rows(plan: GraphPlan) -> list[tuple[str, ...]]:
 
 def table(lines: list[tuple[str, ...]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
 
 
 def run(args: argparse.Namespace) -> int:

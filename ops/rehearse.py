@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 from ops.cli import UsageError
-from ops.local_dynamo import REPO, LocalDynamo, LocalDynamoError, LocalGraph
+from ops.local_dynamo import REPO, LocalDynamo, LocalDynamoError, LocalGraph, Role
+
+# A worker role's disaggregation mode (None: aggregated) -> its local process role.
+_LOCAL_ROLES: dict[str | None, Role] = {None: "agg", "prefill": "prefill", "decode": "decode"}
 
 # Local processes register in seconds; a minute covers a slow first import.
 READY_WAIT_SECONDS = 90
@@ -36,10 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def local_graph(graph) -> LocalGraph:
     """The local shape of a configured graph: same router mode and worker roles as its CR."""
-    workers: list[str] = []
+    workers: list[Role] = []
     for role in graph.worker_roles():
-        mode = role.disaggregation_mode or "agg"
-        workers += [mode] * role.config.replicas
+        workers += [_LOCAL_ROLES[role.disaggregation_mode]] * role.config.replicas
     return LocalGraph(
         name=graph.name,
         served_model_name=graph.model_name,

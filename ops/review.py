@@ -510,7 +510,7 @@ def compare(
                 out,
             )
         )
-    review = Review(
+    return Review(
         base_label=base_label,
         head_label=head_label,
         config=config,
@@ -518,7 +518,6 @@ def compare(
         stacks=list(reviews.values()),
         manifests=manifests,
     )
-    return review
 
 
 def _construct_path(resource: dict, logical_id: str) -> str:
@@ -677,9 +676,9 @@ def summary_markdown(review: Review, max_security_lines: int = 40) -> str:
         lines.append(f"**{m.environment}** ({m.diff_file}):")
         for label, names in (("added", m.added), ("changed", m.changed), ("removed", m.removed)):
             if names:
-                shown = ", ".join(f"`{n[:-5]}`" for n in names[:15])
+                listed = ", ".join(f"`{n[:-5]}`" for n in names[:15])
                 more = f" and {len(names) - 15} more" if len(names) > 15 else ""
-                lines.append(f"- {label}: {shown}{more}")
+                lines.append(f"- {label}: {listed}{more}")
         lines.append("")
     if not any_manifest:
         lines += ["No embedded manifest or Helm values changed.", ""]
@@ -833,6 +832,9 @@ def _run(args: argparse.Namespace, out: Path) -> Review:
                 else:
                     head_dir = outdir
             if head_dir is None:
+                # Neither --head nor --head-dir: the working tree, whose config was checked above.
+                if head_config is None:
+                    raise ReviewError(f"{args.config}: config file not found")
                 head_dir = tmpdir / "head.out"
                 processes.append((synth(REPO, head_config, head_dir, "head"), "working tree"))
             for process, label in processes:

@@ -20,9 +20,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from ops.cli import UsageError
 
@@ -160,7 +160,7 @@ def wait_for_model(url: str, model: str | None, wait: float) -> str:
                 listed = [entry.get("id") for entry in json.loads(body).get("data", [])]
                 if model is None and listed:
                     return listed[0]
-                if model in listed:
+                if model is not None and model in listed:
                     return model
                 last = f"listed: {', '.join(map(str, listed)) or 'none'}"
             else:
@@ -353,9 +353,9 @@ def _field(data: dict, what: str, *path):
     for key in path:
         try:
             value = value[key]
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError) as error:
             dotted = ".".join(str(part) for part in path)
-            raise CheckFailed(f"{what} has no {dotted}: {_excerpt(json.dumps(data).encode())}")
+            raise CheckFailed(f"{what} has no {dotted}: {_excerpt(json.dumps(data).encode())}") from error
     return value
 
 
@@ -387,19 +387,20 @@ def port_forward(namespace: str, service: str, port: int) -> Iterator[str]:
         _stop(process)
 
 
-def _forwarded_port(process: subprocess.Popen, service: str, namespace: str) -> int:
+def _forwarded_port(process: subprocess.Popen[bytes], service: str, namespace: str) -> int:
+    stdout, stderr = process.stdout, process.stderr
+    if stdout is None or stderr is None:
+        raise ValueError("kubectl port-forward must run with its stdout and stderr piped")
     deadline = time.monotonic() + PORT_FORWARD_TIMEOUT
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
             if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 break
-            line = process.stdout.readline()
+            line = stdout.readline()
             if not line:  # kubectl closed its output: it is exiting
-                try:
+                with suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
                 break
             match = _FORWARDING.search(line)
             if match:
@@ -407,8 +408,8 @@ def _forwarded_port(process: subprocess.Popen, service: str, namespace: str) -> 
     process.poll()
     error = ""
     if process.returncode is not None:
-        error = process.stderr.read().decode(errors="replace").strip().splitlines()
-        error = error[-1] if error else f"exit code {process.returncode}"
+        lines = stderr.read().decode(errors="replace").strip().splitlines()
+        error = lines[-1] if lines else f"exit code {process.returncode}"
     raise UsageError(
         f"kubectl port-forward to svc/{service} in namespace {namespace} failed: "
         f"{error or f'no forwarding within {PORT_FORWARD_TIMEOUT:.0f}s'}; check "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 from config.catalog.instances import INSTANCE_TYPES, GpuInstance
 from config.catalog.models import ModelSpec
@@ -197,7 +198,7 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
         raise CapacityError(
             f"{where}: {spec.params_b:g}B {spec.dtype_name} weights need {total:.0f} GB "
             f"({role_fit.weights_per_gpu_gb:.1f} GB per GPU + {RESERVE_GIB:g} GiB reserve) but "
-            f"TP={tp} on {instance.name} gives {role_fit.gpus_per_pod}x{instance.gpu_memory_gib:g} GiB "
+            f"TP={tp} on {instance.name} gives {role_fit.gpus_per_pod}x{instance.gpu_memory_gib:.1f} GiB "
             f"{instance.gpu_model} ({role_fit.usable_per_gpu_gb - reserve_gb:.1f} GB per GPU at "
             f"gpu_memory_utilization {util}); use {advice}"
         )
@@ -255,7 +256,9 @@ def _node_count(instance: GpuInstance, gpus_per_pod: int, pods: int) -> int:
 
 def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
     """Check every worker role and return the plan; raises CapacityError on a misfit."""
-    base = {"graph": graph.name, "backend": graph.backend, "topology": graph.topology, "model": graph.model}
+    graph_plan = partial(
+        GraphPlan, graph=graph.name, backend=graph.backend, topology=graph.topology, model=graph.model
+    )
 
     def unchecked(note: str) -> GraphPlan:
         roles = []
@@ -263,7 +266,7 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
             cfg_role = role.config
             roles.append(RolePlan(role.name, cfg_role.replicas, cfg_role.tensor_parallel_size,
                                   cfg_role.nodes, None, None, None))
-        return GraphPlan(checked=False, note=note, roles=roles, **base)
+        return graph_plan(checked=False, note=note, roles=roles)
 
     if not graph.uses_gpus:
         return unchecked("mocker: CPU only, no GPUs to check")
@@ -317,7 +320,7 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
             count, count * cheapest.instance.on_demand_usd_per_hour,
         ))
     checked = all(role.fit is not None for role in roles)
-    return GraphPlan(checked=checked, note="; ".join(notes) or "ok", roles=roles, warnings=warnings, **base)
+    return graph_plan(checked=checked, note="; ".join(notes) or "ok", roles=roles, warnings=warnings)
 
 
 def _single_node_warning(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from config.catalog.instances import GpuInstance
 from config.graphs import GraphConfig, WorkerRole
 from config.schema import DeploymentConfig
-from config.catalog.instances import GpuInstance
 from plan.capacity import GraphPlan, plan_graph
 from plan.graphs import has_multinode
 from plan.placement import efa_interfaces_per_pod, role_efa, role_instance_types

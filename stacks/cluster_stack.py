@@ -11,6 +11,7 @@ from aws_cdk.lambda_layer_kubectl_v36 import KubectlV36Layer
 from constructs import Construct
 
 from config.cluster import ClusterConfig, EndpointConfig
+from config.names import discovery_tag_key
 from config.schema import DeploymentConfig
 from stacks.eks_addons import EksAddons
 from stacks.gpu_enablement import GpuEnablement
@@ -21,7 +22,6 @@ from stacks.nag_acknowledgements import (
     acknowledge_kubectl_provider,
     acknowledge_node_role,
 )
-from config.names import discovery_tag_key
 from stacks.retention import owned_log_group, send_function_logs_to
 from stacks.system_nodes import SystemNodeGroup
 from stacks.teardown_guard import TeardownGuard
@@ -86,6 +86,10 @@ class ClusterStack(Stack):
             ),
             tags={discovery_tag_key(): cluster_config.name},
         )
+        # The same cluster, typed as what constructs and other stacks take. jsii renders ICluster's
+        # optional kubectlProviderOptions as a required Protocol property, which the Python binding
+        # of Cluster (like the TypeScript class, which may omit an optional member) lacks.
+        self.cluster_interface: eks.ICluster = self.cluster  # type: ignore[assignment]
         self.cluster.node.find_child("Resource").node.add_dependency(self.control_plane_logs)
         self._own_kubectl_provider_logs(cluster_config.log_retention_days, removal_policy)
 
@@ -93,7 +97,7 @@ class ClusterStack(Stack):
             eks.AccessEntry(
                 self,
                 f"Admin{index}",
-                cluster=self.cluster,
+                cluster=self.cluster_interface,
                 principal=principal,
                 access_policies=[
                     eks.AccessPolicy.from_access_policy_name(
@@ -109,7 +113,7 @@ class ClusterStack(Stack):
         self.addons = EksAddons(
             self,
             "Addons",
-            cluster=self.cluster,
+            cluster=self.cluster_interface,
             cluster_name=cluster_config.name,
             kubernetes_version=cluster_config.kubernetes_version,
             nodes=self.system_nodes.nodegroup,
@@ -152,7 +156,7 @@ class ClusterStack(Stack):
         """The kubectl provider's handler and its provider-framework Lambda log to groups of
         this stack (one per function), created before the functions."""
         provider = self.cluster.kubectl_provider
-        assert provider is not None
+        assert isinstance(provider, Construct)  # eks.KubectlProvider, from kubectl_provider_options
         functions = [
             construct
             for construct in provider.node.find_all()
@@ -162,6 +166,7 @@ class ClusterStack(Stack):
         assert len(functions) == 2, [f.node.path for f in functions]
         for function in functions:
             owner = function.node.scope  # the lambda.Function construct
+            assert owner is not None
             log_group = owned_log_group(
                 provider,
                 f"{owner.node.id.replace('-', '')}Logs",
@@ -181,7 +186,7 @@ class ClusterStack(Stack):
         self.karpenter = KarpenterController(
             self,
             "Karpenter",
-            cluster=self.cluster,
+            cluster=self.cluster_interface,
             cluster_name=name,
             runs_after=[self.system_nodes.nodegroup, self.addons.addons["coredns"]],
         )
@@ -206,7 +211,7 @@ class ClusterStack(Stack):
         self.gpu = GpuEnablement(
             self,
             "GpuEnablement",
-            cluster=self.cluster,
+            cluster=self.cluster_interface,
             karpenter=cfg.karpenter,
             runs_after=[self.system_nodes.nodegroup],
         )

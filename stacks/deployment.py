@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from aws_cdk import Aws, Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
+from config.names import stack_id
 from config.schema import DeploymentConfig
 from stacks.cluster_stack import ClusterStack
 from stacks.custom_resource_timeout import bound_kubernetes_custom_resources
-from config.names import stack_id
 from stacks.inference_stack import InferenceStack, add_inference_stacks
 from stacks.network_stack import NetworkStack
 from stacks.platform_stack import PlatformStack
@@ -72,14 +72,14 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         scope,
         stack_id(cfg.environment, "platform"),
         cfg=cfg,
-        cluster=cluster.cluster,
+        cluster=cluster.cluster_interface,
         vpc=network.vpc,
         removal_policy=removal,
         **props("platform", "Dynamo operator, model cache, secrets sync, monitoring"),
     )
     platform.add_stack_dependency(cluster)
     inference = add_inference_stacks(
-        scope, cfg, cluster=cluster.cluster, after=platform, stack_props=props
+        scope, cfg, cluster=cluster.cluster_interface, after=platform, stack_props=props
     )
     stacks = DeploymentStacks(
         network=network, cluster=cluster, registry=registry, platform=platform,

@@ -7,8 +7,8 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config import versions
-from k8s_charts.dynamo_platform_values import DynamoPlatformValues
 from config.names import DYNAMO_PLATFORM_RELEASE, DYNAMO_SYSTEM_NAMESPACE
+from k8s_charts.dynamo_platform_values import DynamoPlatformValues
 
 
 class DynamoPlatform(Construct):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from aws_cdk import CfnResource
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from constructs import Construct, IDependable
+from constructs import Construct, IConstruct
 
 from config import versions
 from config.names import VOLUME_CLUSTER_TAG_KEY
@@ -29,10 +30,10 @@ class EksAddons(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        cluster: eks.Cluster,
+        cluster: eks.ICluster,
         cluster_name: str,
         kubernetes_version: str,
-        nodes: IDependable,
+        nodes: IConstruct,
     ) -> None:
         super().__init__(scope, construct_id)
         pinned = versions.EKS_ADDONS[kubernetes_version]
@@ -64,6 +65,8 @@ class EksAddons(Construct):
             if name in pod_identities:
                 service_account, role = pod_identities[name]
                 cfn = addon.node.default_child
+                if not isinstance(cfn, CfnResource):
+                    raise TypeError(f"{addon.node.path}: no CfnAddon default child")
                 cfn.add_property_override(
                     "PodIdentityAssociations",
                     [{"ServiceAccount": service_account, "RoleArn": role.role_arn}],

@@ -44,7 +44,7 @@ class GpuEnablement(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        cluster: eks.Cluster,
+        cluster: eks.ICluster,
         karpenter: KarpenterConfig,
         runs_after: list[IDependable],
     ) -> None:

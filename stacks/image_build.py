@@ -18,9 +18,15 @@ from constructs import Construct
 
 from config import versions
 from config.images import ImageBuildConfig
-from config.names import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
-from stacks.nag_acknowledgements import acknowledge
-from config.names import BUILD_FRAMEWORKS, image_build_project_name
+from config.names import (
+    BUILD_FRAMEWORKS,
+    BUILDSPEC,
+    OUTPUT_LOG_GROUP,
+    OUTPUT_PROJECT,
+    framework_env_key,
+    image_build_project_name,
+)
+from stacks.nag_acknowledgements import acknowledge, logical_id
 from stacks.retention import log_retention
 
 _COMPUTE = {
@@ -127,7 +133,7 @@ class ImageBuild(Construct):
         stack = Stack.of(self)
         region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
-        project = f"<{stack.resolve(self.project.node.default_child.logical_id)}>"
+        project = f"<{logical_id(self.project.node.default_child)}>"
         prefix = f"arn:<AWS::Partition>:{{}}:{region}:{account}:"
         findings = {
             "Resource::" + prefix.format("logs") + f"log-group:/aws/codebuild/{project}:*":

@@ -15,8 +15,8 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config.graphs import GraphConfig
-from config.schema import DeploymentConfig
 from config.names import stack_id
+from config.schema import DeploymentConfig
 from plan.resolve import resolve_graph
 
 # Each graph is one manifest custom resource (~5-15 KB of template) and two outputs;
@@ -31,8 +31,9 @@ def shard_graphs(
     removing one never moves another. Unpinned graphs (config validation allows all or none)
     fill stacks in config order, `per_stack` at a time: appending never moves existing graphs,
     but removing one from the middle moves later ones to another stack (recreated)."""
-    if graphs and all(graph.stack is not None for graph in graphs):
-        numbers = sorted({graph.stack for graph in graphs})
+    pinned = [graph.stack for graph in graphs if graph.stack is not None]
+    if graphs and len(pinned) == len(graphs):
+        numbers = sorted(set(pinned))
         return [(n - 1, [g for g in graphs if g.stack == n]) for n in numbers]
     return [
         (index, graphs[start : start + per_stack])

@@ -18,16 +18,17 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IDependable
 
 from config import versions
-from stacks.eks_addons import pod_identity_role
 from config.names import (
+    CRITICAL_ADDONS_TAINT,
     KARPENTER_NAMESPACE,
     KARPENTER_RELEASE,
     KARPENTER_SERVICE_ACCOUNT,
+    NODE_ROLE_MANAGED_POLICIES,
+    SYSTEM_NODE_LABEL,
     interruption_queue_name,
     karpenter_node_role_name,
 )
-from config.names import CRITICAL_ADDONS_TAINT, NODE_ROLE_MANAGED_POLICIES, SYSTEM_NODE_LABEL
-
+from stacks.eks_addons import pod_identity_role
 
 # EventBridge rules feeding the interruption queue: (construct id, source, detail-type).
 INTERRUPTION_RULES = (
@@ -74,7 +75,7 @@ class KarpenterController(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        cluster: eks.Cluster,
+        cluster: eks.ICluster,
         cluster_name: str,
         runs_after: list[IDependable],
     ) -> None:

@@ -7,7 +7,9 @@ the same construct still fails synth.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Stack, Validations
+import json
+
+from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from constructs import IConstruct
 
 _MANAGED = "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{}]"
@@ -37,12 +39,21 @@ def acknowledge_aws_managed(scope: IConstruct, policy: str, reason: str) -> None
     acknowledge(scope, _MANAGED.format(policy), reason)
 
 
+def logical_id(element: IConstruct | None) -> str:
+    """The resolved logical ID of a CloudFormation element, as cdk-nag names it in findings.
+
+    Takes what `node.default_child` and `node.find_child` return (typed as a plain construct).
+    """
+    if not isinstance(element, CfnElement):
+        raise TypeError(f"not a CloudFormation element: {element.node.path if element else None}")
+    return str(Stack.of(element).resolve(element.logical_id))
+
+
 def acknowledge_kubectl_provider(cluster: IConstruct) -> None:
     """Findings on the kubectl provider that aws-cdk-lib creates for eks_v2 clusters."""
     provider = cluster.node.find_child("KubectlProvider")
     handler = provider.node.find_child("Handler")
     framework = provider.node.find_child("Provider").node.find_child("framework-onEvent")
-    stack = Stack.of(cluster)
     execution = {
         "service-role/AWSLambdaBasicExecutionRole": "CDK-managed kubectl provider: writes "
         "its own CloudWatch logs and nothing else.",
@@ -59,13 +70,14 @@ def acknowledge_kubectl_provider(cluster: IConstruct) -> None:
         "The kubectl provider pulls Helm charts stored as OCI artifacts in ECR "
         "(e.g. Karpenter's); read-only, no push.",
     )
-    has_ecr_public = stack.resolve(
-        handler.node.find_child("HasEcrPublic").logical_id  # type: ignore[attr-defined]
-    )
-    public_policy = (
-        '{"Fn::If":["%s",{"Fn::Join":["",["arn:",{"Ref":"AWS::Partition"},'
-        '":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly"]]},'
-        '{"Ref":"AWS::NoValue"}]}' % has_ecr_public
+    ecr_public_policy_arn = {"Fn::Join": ["", [
+        "arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly",
+    ]]}
+    # cdk-nag names the conditional policy by its compact JSON.
+    public_policy = json.dumps(
+        {"Fn::If": [logical_id(handler.node.find_child("HasEcrPublic")), ecr_public_policy_arn,
+                    {"Ref": "AWS::NoValue"}]},
+        separators=(",", ":"),
     )
     acknowledge(
         handler.node.find_child("ServiceRole"),
@@ -73,7 +85,7 @@ def acknowledge_kubectl_provider(cluster: IConstruct) -> None:
         "Only in regions with ECR Public: lets the kubectl provider pull public OCI Helm "
         "charts (Karpenter is published to public.ecr.aws); read-only.",
     )
-    handler_arn = stack.resolve(handler.node.find_child("Resource").logical_id)
+    handler_arn = logical_id(handler.node.find_child("Resource"))
     acknowledge(
         framework,
         f"AwsSolutions::AwsSolutions-IAM5[Resource::<{handler_arn}.Arn>:*]",

@@ -7,8 +7,8 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from config.network import NetworkConfig
 from config.names import discovery_tag_key
+from config.network import NetworkConfig
 from stacks.retention import log_retention
 
 

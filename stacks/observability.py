@@ -7,9 +7,9 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config import versions
+from config.names import DCGM_EXPORTER_RELEASE, MONITORING_NAMESPACE, PROMETHEUS_RELEASE
 from config.platform import MonitoringConfig
 from k8s_charts.platform_helm_values import dcgm_exporter_values, kube_prometheus_stack_values
-from config.names import DCGM_EXPORTER_RELEASE, MONITORING_NAMESPACE, PROMETHEUS_RELEASE
 
 
 class Observability(Construct):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack, Stage
+from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack, Stage, pipelines
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
@@ -19,14 +19,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import pipelines
 from constructs import Construct
 
 from config import versions
 from config.pipeline import PipelineConfig, PipelineEnvironment
 from config.schema import DeploymentConfig
 from stacks.deployment import DeploymentStacks, add_deployment
-from stacks.nag_acknowledgements import acknowledge
+from stacks.nag_acknowledgements import acknowledge, logical_id
 from stacks.retention import owned_log_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,6 +217,8 @@ class PipelineStack(Stack):
         action check (E3703) rejects; the value is unchanged, only its spelling.
         """
         cfn = self.pipeline.pipeline.node.default_child
+        if not isinstance(cfn, codepipeline.CfnPipeline):
+            raise TypeError(f"{self.pipeline.pipeline.node.path}: no CfnPipeline default child")
         stages = self.resolve(cfn.stages)
         for stage_index, stage in enumerate(stages):
             for action_index, action in enumerate(stage["actions"]):
@@ -232,7 +233,7 @@ class PipelineStack(Stack):
         """cdk-nag findings on the roles CDK Pipelines generates, each acknowledged only on a
         policy that really contains it (checked against the resolved policy document)."""
         artifacts = self.pipeline.pipeline.artifact_bucket
-        bucket = self.resolve(artifacts.node.default_child.logical_id)
+        bucket = logical_id(artifacts.node.default_child)
         artifact_reason = (
             "CDK Pipelines grants this on the pipeline's own artifact bucket and its objects "
             "only; the bucket holds nothing but this pipeline's source and cloud assembly."
@@ -275,13 +276,15 @@ class PipelineStack(Stack):
         }
         for construct in self.pipeline.node.find_all():
             if isinstance(construct, codebuild.Project):
-                project = f"<{self.resolve(construct.node.default_child.logical_id)}>"
+                project = f"<{logical_id(construct.node.default_child)}>"
                 arn = f"arn:<AWS::Partition>:{{}}:{self.region}:{self.account}:"
                 reason = (
                     "CodeBuild's own log streams and test-report groups for this one project "
                     "(names prefixed by the project name); nothing of other projects matches."
                 )
                 role = construct.role
+                if role is None:
+                    raise TypeError(f"{construct.node.path}: a CodeBuild project without a role")
                 for finding in (
                     arn.format("logs") + f"log-group:/aws/codebuild/{project}:*",
                     arn.format("codebuild") + f"report-group/{project}-*",

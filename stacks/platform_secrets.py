@@ -11,12 +11,6 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config import versions
-from k8s_charts.platform_helm_values import (
-    GRAFANA_ADMIN_PASSWORD_KEY,
-    GRAFANA_ADMIN_USER_KEY,
-    external_secrets_values,
-)
-from stacks.eks_addons import pod_identity_role
 from config.names import (
     EXTERNAL_SECRETS_NAMESPACE,
     EXTERNAL_SECRETS_RELEASE,
@@ -24,6 +18,12 @@ from config.names import (
     grafana_admin_secret_name,
     hf_token_secret_name,
 )
+from k8s_charts.platform_helm_values import (
+    GRAFANA_ADMIN_PASSWORD_KEY,
+    GRAFANA_ADMIN_USER_KEY,
+    external_secrets_values,
+)
+from stacks.eks_addons import pod_identity_role
 
 
 class PlatformSecrets(Construct):

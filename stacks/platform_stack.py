@@ -14,12 +14,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
-from config.schema import DeploymentConfig
-from k8s_charts.dynamo_platform_values import dynamo_platform_values
-from k8s_charts.platform_charts import PlatformInputs, build_charts
-from stacks.dynamo_platform import DynamoPlatform
-from stacks.model_cache import ModelCacheFileSystem
-from stacks.nag_acknowledgements import acknowledge
 from config.names import (
     GRAFANA_SERVICE,
     MONITORING_NAMESPACE,
@@ -28,6 +22,12 @@ from config.names import (
     grafana_admin_secret_name,
     prometheus_url,
 )
+from config.schema import DeploymentConfig
+from k8s_charts.dynamo_platform_values import dynamo_platform_values
+from k8s_charts.platform_charts import PlatformInputs, build_charts
+from stacks.dynamo_platform import DynamoPlatform
+from stacks.model_cache import ModelCacheFileSystem
+from stacks.nag_acknowledgements import acknowledge
 from stacks.observability import Observability
 from stacks.platform_secrets import PlatformSecrets
 
@@ -72,12 +72,13 @@ class PlatformStack(Stack):
         model_cache.node.add_dependency(self.model_cache.file_system.mount_targets_available)
 
         self.observability: Observability | None = None
-        if monitoring.enabled and charts.monitoring is not None:
+        storage_chart = charts.prometheus_storage  # built with the monitoring chart
+        if monitoring.enabled and charts.monitoring is not None and storage_chart is not None:
             self.observability = Observability(
                 self, "Observability", cluster=cluster, monitoring=monitoring,
                 retain_data=cfg.retain_data,
             )
-            storage = self._apply(cluster, "PrometheusStorage", charts.prometheus_storage)
+            storage = self._apply(cluster, "PrometheusStorage", storage_chart)
             self.observability.prometheus_stack.node.add_dependency(
                 namespaces, synced_secrets, storage
             )

@@ -7,9 +7,9 @@ from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 from config.images import ImagesConfig
+from config.names import BUILD_CACHE_IMAGE, ECR_IMAGES, ecr_repository_name
 from config.registry import RegistryConfig
 from stacks.image_build import ImageBuild
-from config.names import BUILD_CACHE_IMAGE, ECR_IMAGES, ecr_repository_name
 
 
 class RegistryStack(Stack):

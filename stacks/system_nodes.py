@@ -11,7 +11,6 @@ from config.cluster import SystemNodesConfig
 from config.names import CRITICAL_ADDONS_TAINT, NODE_ROLE_MANAGED_POLICIES, SYSTEM_NODE_LABEL
 
 
-
 class SystemNodeGroup(Construct):
     def __init__(
         self,

@@ -81,6 +81,7 @@ def test_graph_variable_uses_a_known_metric():
 
 def test_every_listed_metric_has_a_source():
     import yaml
+
     from k8s_charts.dashboards.dynamo_dashboard import METRIC_NAMES_FILE
 
     data = yaml.safe_load(METRIC_NAMES_FILE.read_text())

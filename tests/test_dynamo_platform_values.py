@@ -8,14 +8,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from plan import load_config
+from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL, prometheus_url
 from k8s_charts.dynamo_platform_values import (
     SUBCHART_KEYS,
     dynamo_platform_values,
     has_multinode_graph,
 )
-from config.names import prometheus_url
-from config.names import CRITICAL_ADDONS_TAINT, SYSTEM_NODE_LABEL
+from plan import load_config
 from tests.tools.helm_values import nested, unknown_keys, without
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from k8s_charts.registry import render
 from plan import load_config
 from tests.tools.cfn_lint import ignored_rules, lint
-from k8s_charts.registry import render
 from tests.tools.configs import all_configs, config_id
 from tests.tools.k8s_schema import schema_errors
 from tests.tools.synth import REPO, synth

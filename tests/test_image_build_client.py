@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -11,14 +11,14 @@ from botocore.credentials import Credentials
 from botocore.stub import Stubber
 
 from config import versions
-from image_build.cli import main
 from config.names import OUTPUT_LOG_GROUP, OUTPUT_PROJECT
+from image_build.cli import main
 
 REGISTRY = "111122223333.dkr.ecr.us-west-2.amazonaws.com"
 PROJECT = "dynamo-dev-dynamo-image-build"
 LOG_GROUP = f"/aws/codebuild/{PROJECT}"
 BUILD_ID = f"{PROJECT}:0b9c7c1e-1d2f-4a3b-9c8d-7e6f5a4b3c2d"
-NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 class FakeSession:

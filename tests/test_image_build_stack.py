@@ -9,8 +9,7 @@ import yaml
 from aws_cdk.assertions import Match
 
 from config import versions
-from config.names import BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT
-from config.names import BUILD_FRAMEWORKS
+from config.names import BUILD_FRAMEWORKS, BUILDSPEC, OUTPUT_LOG_GROUP, OUTPUT_PROJECT
 
 pytestmark = pytest.mark.xdist_group("default")
 

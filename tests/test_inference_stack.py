@@ -9,8 +9,8 @@ import yaml
 from aws_cdk.assertions import Match
 
 from config import ConfigError
-from plan import load_config
 from config.graphs import GraphConfig
+from plan import load_config
 from stacks.inference_stack import GRAPHS_PER_STACK, inference_stack_unit, shard_graphs
 from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.tools.k8s_schema import validate_all

@@ -11,9 +11,9 @@ import cdk8s
 import pytest
 
 from config import versions
-from plan import load_config
 from k8s_charts import karpenter_pools
 from k8s_charts.registry import render
+from plan import load_config
 from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.tools.k8s_schema import validate_all
 

@@ -7,6 +7,7 @@ with cloudformation:GetTemplate) and in the kubectl provider's logs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -39,9 +40,9 @@ def findings(document) -> list[str]:
 
     def walk(node, path: str) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("name"), str) and isinstance(node.get("value"), str):
-                if SECRET_ENV.search(node["name"]) and node["value"]:
-                    found.append(f"{path}: env {node['name']} has a literal value")
+            if (isinstance(node.get("name"), str) and isinstance(node.get("value"), str)
+                    and SECRET_ENV.search(node["name"]) and node["value"]):
+                found.append(f"{path}: env {node['name']} has a literal value")
             for key, value in node.items():
                 if SECRET_KEYS.match(str(key)) and isinstance(value, str) and value:
                     found.append(f"{path}.{key}: literal secret value")
@@ -54,10 +55,8 @@ def findings(document) -> list[str]:
                 if pattern.search(node):
                     found.append(f"{path}: looks like a {label}")
             if node[:1] in "[{":
-                try:
+                with contextlib.suppress(ValueError):
                     walk(json.loads(node), f"{path}(json)")
-                except ValueError:
-                    pass
 
     walk(document, "")
     return found

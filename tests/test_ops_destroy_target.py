@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 
-from plan import load_config
 from config.environments import environment_configs
 from ops import destroy_target
 from ops.cli import UsageError
+from plan import load_config
 from tests.tools.synth import REPO
 
 PIPELINE = "config/examples/pipeline.yaml"

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from plan import load_config
 from ops.local_dynamo import LocalDynamo
 from ops.rehearse import local_graph, select_graph
+from plan import load_config
 from tests.ops_dynamo_support import (
     SERVED_MODEL,
     mocker_config,

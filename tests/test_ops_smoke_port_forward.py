@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from plan import load_config
 from ops.cli import UsageError
 from ops.local_dynamo import LocalDynamo
 from ops.rehearse import local_graph, select_graph
 from ops.smoke import port_forward
+from plan import load_config
 from tests.ops_dynamo_support import REPO, mocker_config, require_dynamo_venv
 
 pytestmark = pytest.mark.xdist_group("dynamo")
@@ -64,21 +64,19 @@ def alive(pid: int) -> bool:
 
 
 def test_port_forward_targets_the_frontend_service_and_always_stops(kubectl):
-    with pytest.raises(RuntimeError, match="boom"):
-        with port_forward("dynamo", "g-frontend", 8000) as url:
-            assert url == "http://127.0.0.1:18123"
-            [(pid, args)] = calls(kubectl)
-            assert args == "port-forward --namespace dynamo svc/g-frontend :8000 --address 127.0.0.1"
-            assert alive(pid)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), port_forward("dynamo", "g-frontend", 8000) as url:
+        assert url == "http://127.0.0.1:18123"
+        [(pid, args)] = calls(kubectl)
+        assert args == "port-forward --namespace dynamo svc/g-frontend :8000 --address 127.0.0.1"
+        assert alive(pid)
+        raise RuntimeError("boom")
     assert not alive(pid)
 
 
 def test_kubectl_error_is_one_line_with_the_fix(kubectl, monkeypatch):
     monkeypatch.setenv("FAKE_KUBECTL_FAIL", "1")
-    with pytest.raises(UsageError) as err:
-        with port_forward("dynamo", "x-frontend", 8000):
-            pytest.fail("must not yield")
+    with pytest.raises(UsageError) as err, port_forward("dynamo", "x-frontend", 8000):
+        pytest.fail("must not yield")
     message = str(err.value)
     assert message.startswith("kubectl port-forward to svc/x-frontend in namespace dynamo failed: "
                               'error: services "x-frontend" not found; check `kubectl get svc -n')

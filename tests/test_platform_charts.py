@@ -12,11 +12,6 @@ from pathlib import Path
 import cdk8s
 import pytest
 
-from plan import load_config
-from config.platform import MonitoringConfig
-from k8s_charts.model_prefetch import SCRIPT, job_name, marker_path, model_prefetch_job
-from k8s_charts.platform_charts import build, review_inputs
-from k8s_charts.platform_helm_values import kube_prometheus_stack_values
 from config.names import (
     EBS_STORAGE_CLASS,
     HF_TOKEN_KEY,
@@ -24,6 +19,11 @@ from config.names import (
     INFERENCE_NAMESPACE,
     MONITORING_NAMESPACE,
 )
+from config.platform import MonitoringConfig
+from k8s_charts.model_prefetch import SCRIPT, job_name, marker_path, model_prefetch_job
+from k8s_charts.platform_charts import build, review_inputs
+from k8s_charts.platform_helm_values import kube_prometheus_stack_values
+from plan import load_config
 from tests.ops_dynamo_support import require_dynamo_venv
 from tests.tools.k8s_schema import validate_all
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from config import ConfigError
-from plan import load_config
 from config.platform import PlatformConfig
+from plan import load_config
 from tests.conftest import DEFAULT_CONFIG
 
 BASE = yaml.safe_load(DEFAULT_CONFIG.read_text())

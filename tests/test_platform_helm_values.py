@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from config.names import GPU_TAINT_KEY, GRAFANA_ADMIN_SECRET, PROMETHEUS_RELEASE, PROMETHEUS_SERVICE
 from config.platform import MonitoringConfig
 from k8s_charts.platform_helm_values import (
     GPU_NODE_LABEL,
@@ -15,7 +16,6 @@ from k8s_charts.platform_helm_values import (
     external_secrets_values,
     kube_prometheus_stack_values,
 )
-from config.names import GPU_TAINT_KEY, GRAFANA_ADMIN_SECRET, PROMETHEUS_RELEASE, PROMETHEUS_SERVICE
 from tests.tools.helm_values import nested, unknown_keys, without
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_prometheus_selectors_are_explicit_and_retention_from_config():
 def test_service_names_follow_the_release():
     values = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)
     assert values["fullnameOverride"] == PROMETHEUS_RELEASE
-    assert PROMETHEUS_SERVICE == f"{PROMETHEUS_RELEASE}-prometheus"
+    assert f"{PROMETHEUS_RELEASE}-prometheus" == PROMETHEUS_SERVICE
 
 
 def test_grafana_admin_comes_from_the_synced_secret():

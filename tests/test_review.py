@@ -74,7 +74,7 @@ def _no_aws_env() -> dict[str, str]:
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reviewed(name: str) -> tuple[rv.Review, Path]:
     folder = Path(tempfile.mkdtemp(prefix=f"review-{name}-"))
     _OUTPUTS.append(folder)

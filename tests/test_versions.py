@@ -23,7 +23,7 @@ def addon_rows_problems(table: dict[str, dict[str, str]]) -> list[str]:
 
 
 def test_supported_kubernetes_versions_are_the_add_on_table():
-    assert versions.KUBERNETES_SUPPORTED == tuple(sorted(versions.EKS_ADDONS, key=minor))
+    assert tuple(sorted(versions.EKS_ADDONS, key=minor)) == versions.KUBERNETES_SUPPORTED
     assert versions.KUBERNETES_DEFAULT in versions.KUBERNETES_SUPPORTED
     assert addon_rows_problems(versions.EKS_ADDONS) == []
 

@@ -1,6 +1,6 @@
 """The Grafana dashboard for Dynamo, written as data (Grafana dashboard JSON model).
 
-Labels it relies on are added by our monitors (k8s_charts/monitoring.py): `graph` (the
+Labels it relies on are added by our monitors (k8s_charts/platform_charts.py): `graph` (the
 DynamoGraphDeployment) on Dynamo metrics and `node` on DCGM metrics. Every metric name in a
 query must be listed in metric_names.yaml next to it (tests/test_dashboard.py).
 """

@@ -30,7 +30,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError

@@ -47,7 +47,7 @@ class CaseError(Exception):
     """What the receiving program refused, as its own message."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _record(package: str) -> dict:
     (path,) = sorted(RECORDS.glob(f"{package}-*.json"))
     return json.loads(path.read_text(encoding="utf-8"))

@@ -17,7 +17,7 @@ from tests.tools.synth import REPO
 CRD_DIR = REPO / "k8s_charts" / "crds"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def crd_schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) -> openAPIV3Schema for every vendored CRD."""
     schemas: dict[tuple[str, str], dict] = {}

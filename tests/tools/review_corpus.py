@@ -156,7 +156,7 @@ def patch_version(version: str) -> str:
     return f"{major}.{minor}.{int(patch) + 1}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def assembly(name: str) -> Path:
     """The cloud assembly directory of one variant (synthesized once per process)."""
     from app import build_app, new_app

@@ -12,7 +12,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -34,7 +33,7 @@ class Synthesized:
         return Template.from_json(self.template(unit))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def synth(config_path: str | Path) -> Synthesized:
     from app import build_app, new_app
 

@@ -164,7 +164,7 @@ def _walk(parser: argparse.ArgumentParser, json_classes: dict) -> list:
                 kind = "json"
                 cls = None
                 if name == "parse_dataclass":
-                    cls = (fn.__defaults__ or (None,))[0]
+                    cls = (getattr(fn, "__defaults__", None) or (None,))[0]
                 cls = cls or json_classes.get(action.dest)
                 if _is_model_class(cls):
                     rec.update(_describe_model(cls))

@@ -79,14 +79,17 @@ def wheel_requires(wheel: Path) -> dict[str, str]:
     with zipfile.ZipFile(wheel) as z:
         meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
         text = z.read(meta).decode()
-    reqs = {}
+    reqs: dict[str, str] = {}
     for line in text.splitlines():
         if not line.startswith("Requires-Dist:"):
             continue
         req = line.split(":", 1)[1].strip()
         if "extra ==" in req:
             continue
-        name = re.match(r"[A-Za-z0-9._-]+", req).group(0)
+        match = re.match(r"[A-Za-z0-9._-]+", req)
+        if match is None:
+            raise ValueError(f"{wheel.name}: Requires-Dist without a project name: {req}")
+        name = match.group(0)
         # keep the first unconditional or marker-qualified entry (pip evaluates the marker)
         reqs.setdefault(_norm(name), req)
     return reqs
