@@ -345,10 +345,13 @@ class KarpenterConfig(StrictModel):
     cpu_root_volume_gib: int = Field(
         default=100, ge=40, le=16384, description="Root volume of CPU nodes (GiB, gp3, encrypted)."
     )
-    # Dynamo runtime images are 15-25 GB compressed; leave room for two versions while pulling.
+    # Every GPU type in the catalog has local NVMe, which GPU node classes stripe as RAID0 and
+    # Karpenter gives to kubelet and containerd: images (15-25 GB compressed each) and pod
+    # scratch live there. The EBS root only holds the OS, logs and agents.
     gpu_root_volume_gib: int = Field(
-        default=300, ge=200, le=16384,
-        description="Root (Bottlerocket: data) volume of GPU nodes (GiB, at least 200).",
+        default=100, ge=40, le=16384,
+        description="Root (Bottlerocket: data) volume of GPU nodes (GiB); images live on the "
+        "instance-store RAID0.",
     )
     base_nodepools: list[NodePoolConfig] = Field(
         default_factory=_default_base_pools,

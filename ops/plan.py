@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from config.catalog.instances import PRICE_DATE, PRICE_REGION
+from config.catalog.prices import price as catalog_price
 from plan import load_config
 from plan.capacity import RESERVE_GIB, GraphPlan, plan_graph
+from plan.pools import resolve_pool_limits
 
 COLUMNS = ("graph", "role", "instance", "replicas x TP", "GPUs", "nodes", "weights/GPU",
            "KV tokens", "seqs@max_len", "$/hour")
@@ -42,7 +43,7 @@ def rows(plan: GraphPlan) -> list[tuple[str, ...]]:
             f"{fit.weights_per_gpu_gb:.1f} GB",
             f"{fit.kv_tokens:,}",
             f"{fit.concurrent_sequences} @ {fit.max_model_len:,}",
-            f"{role.usd_per_hour:,.2f}",
+            f"{role.usd_per_hour:,.2f}" if role.usd_per_hour is not None else role.pricing,
         ))
     return out
 
@@ -78,9 +79,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"{plan.graph}: {plan.backend} {plan.topology}, {plan.model}: {price}; {status} ({plan.note})")
         for warning in plan.warnings:
             print(f"  warning: {warning}")
+    priced = sorted({
+        f"{source.key} ({source.date})"
+        for plan in plans for role in plan.roles if role.fit is not None
+        and (found := catalog_price(role.fit.instance.name, cfg.region)) is not None
+        for source in [found.source]
+    })
+    unpriced = sorted({role.fit.instance.name for plan in plans for role in plan.roles
+                       if role.fit is not None and role.pricing.startswith("no ")})
     print(
-        f"\ntotal GPU workers: ${total:,.2f}/hour on demand ({PRICE_REGION} prices of {PRICE_DATE}; "
-        "frontend/planner CPU nodes, EKS and storage not included). Per GPU the check keeps "
-        f"{RESERVE_GIB:g} GiB outside weights + KV cache."
+        f"\ntotal GPU workers: ${total:,.2f}/hour on demand in {cfg.region} "
+        f"(prices: {'; '.join(priced) or 'none'}; frontend/planner CPU nodes, EKS and storage not "
+        f"included; reserved capacity counts as 0, it is paid for by the reservation). Per GPU the "
+        f"check keeps {RESERVE_GIB:g} GiB outside weights + KV cache."
     )
+    if unpriced:
+        print(
+            f"warning: no {cfg.region} On-Demand price is recorded for {', '.join(unpriced)} "
+            "(config/catalog/prices.json); the total leaves them out"
+        )
+    _print_pools(cfg)
     return 0
+
+
+def _print_pools(cfg) -> None:
+    """Each pool the graphs use: its limits (own or derived) against their maximum need."""
+    limits, _ = resolve_pool_limits(cfg)
+    used = [(name, lim) for name, lim in limits.items() if lim.need.graphs]
+    if not used:
+        return
+    print("\npool limits (what Karpenter may launch; memory after its VM overhead):")
+    for name, lim in used:
+        gpus = f", {lim.gpus} GPUs" if lim.gpus is not None else ""
+        need = lim.need.least
+        print(
+            f"  {name}: {lim.cpu} vCPUs, {lim.memory_gib} GiB{gpus}; graphs {', '.join(lim.need.graphs)} "
+            f"need {need.cpu} vCPUs, {need.memory_gib} GiB, {need.gpus} GPUs at their maximum replicas"
+        )

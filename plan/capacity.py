@@ -21,9 +21,10 @@ from functools import partial
 
 from config.catalog.instances import INSTANCE_TYPES, GpuInstance
 from config.catalog.models import ModelSpec
+from config.catalog.prices import on_demand_usd_per_hour
 from config.graphs import GraphConfig, WorkerRole
 from config.schema import DeploymentConfig
-from plan.placement import role_instance_types
+from plan.placement import role_instance_types, role_pool
 
 GIB = 2**30
 GB = 1e9
@@ -66,7 +67,10 @@ class RolePlan:
     nodes: int
     fit: RoleFit | None  # None when unchecked (mocker, skip_capacity_check, unknown pool)
     node_count: int | None
-    usd_per_hour: float | None
+    usd_per_hour: float | None  # None: no price (unchecked, or none for the region)
+    # How the nodes are paid for: on-demand (priced in the config's region), reserved (the
+    # reservation is paid for whether used or not: 0 here), or why there is no price.
+    pricing: str = "on-demand"
 
     @property
     def gpus(self) -> int:
@@ -183,14 +187,16 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
     tp, nodes, instance = role_fit.tensor_parallel, role_fit.nodes, role_fit.instance
     util = graph.gpu_memory_utilization
     where = f"graph '{graph.name}': {role.name}"
-    advice = suggest(
+    # First the fix that keeps the user's instance type: more GPUs of it per engine.
+    own = _more_tensor_parallel(graph, role, spec, role_fit)
+    advice = f"set {own}" if own else "use " + suggest(
         spec, nodes=nodes, utilization=util, max_model_len=role_fit.max_model_len,
         backend=graph.backend, exclude=instance.name,
     )
     if role_fit.gpus_per_pod > instance.gpus:
         raise CapacityError(
             f"{where}: tensor_parallel_size {tp} over {nodes} node(s) needs {role_fit.gpus_per_pod} "
-            f"GPUs per node but {instance.name} has {instance.gpus}; use {advice}"
+            f"GPUs per node but {instance.name} has {instance.gpus}; {advice}"
         )
     reserve_gb = RESERVE_GIB * GIB / GB
     total = spec.weights_bytes_total / GB
@@ -200,17 +206,33 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
             f"({role_fit.weights_per_gpu_gb:.1f} GB per GPU + {RESERVE_GIB:g} GiB reserve) but "
             f"TP={tp} on {instance.name} gives {role_fit.gpus_per_pod}x{instance.gpu_memory_gib:.1f} GiB "
             f"{instance.gpu_model} ({role_fit.usable_per_gpu_gb - reserve_gb:.1f} GB per GPU at "
-            f"gpu_memory_utilization {util}); use {advice}"
+            f"gpu_memory_utilization {util}); {advice}"
         )
     if role_fit.concurrent_sequences < 1:
         per_token = spec.kv_bytes_per_token(tp)
         longest = int(role_fit.kv_budget_per_gpu_gb * GB // per_token) // 1024 * 1024
-        fix = f"set max_model_len <= {longest} or use {advice}" if longest >= 1024 else f"use {advice}"
+        fix = f"set max_model_len <= {longest}, or {advice}" if longest >= 1024 else advice
         raise CapacityError(
             f"{where}: after {role_fit.weights_per_gpu_gb:.1f} GB of weights per GPU, TP={tp} on "
             f"{instance.name} leaves KV cache for {role_fit.kv_tokens:,} tokens but max_model_len is "
             f"{role_fit.max_model_len:,}; {fix}"
         )
+
+
+def _more_tensor_parallel(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: RoleFit) -> str | None:
+    """`set <role>.tensor_parallel_size: N` when a larger TP on the same instance fits."""
+    instance, nodes = role_fit.instance, role_fit.nodes
+    for per_node in range(role_fit.gpus_per_pod + 1, instance.gpus + 1):
+        tp = per_node * nodes
+        if parallelism_problem(spec, tp):
+            continue
+        trial = fit_role(
+            spec, instance, tensor_parallel=tp, nodes=nodes, utilization=graph.gpu_memory_utilization,
+            max_model_len=role_fit.max_model_len, backend=graph.backend,
+        )
+        if fits(trial):
+            return f"{role.name}.tensor_parallel_size: {tp} on the same {instance.name}"
+    return None
 
 
 # Host memory a worker pod needs besides the KV CPU tier (engine process, tokenizer, NCCL).
@@ -283,44 +305,68 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
     roles: list[RolePlan] = []
     notes: list[str] = []
     warnings: list[str] = []
+    failures: list[str] = []
     for role in graph.worker_roles():
-        config = role.config
-        problem = parallelism_problem(spec, config.tensor_parallel_size)
-        if problem:
-            raise CapacityError(f"graph '{graph.name}': {role.name}.{problem}")
-        candidates, problem = role_instance_types(cfg, role)
-        if problem:
-            raise CapacityError(f"graph '{graph.name}': {problem}")
-        if candidates is None:
-            notes.append(f"{role.name}: pool '{role.node_pool}' lists no instance types, unchecked")
-            roles.append(RolePlan(role.name, config.replicas, config.tensor_parallel_size,
-                                  config.nodes, None, None, None))
+        try:
+            planned, warning = _plan_role(cfg, graph, role, spec, max_len)
+        except CapacityError as err:
+            failures.append(str(err))  # every failing role, not only the first
             continue
-        gpus_per_pod = role.gpus_per_pod
-        # Karpenter only launches types with enough GPUs for the pod; any of those may come.
-        usable = [t for t in candidates if t.gpus >= gpus_per_pod] or candidates
-        fits_found: list[RoleFit] = []
-        for instance in usable:
-            _check_host_memory(graph, role, instance)
-            role_fit = fit_role(
-                spec, instance, tensor_parallel=config.tensor_parallel_size, nodes=config.nodes,
-                utilization=graph.gpu_memory_utilization, max_model_len=max_len,
-                backend=graph.backend,
-            )
-            check_fit(graph, role, spec, role_fit)
-            fits_found.append(role_fit)
-        cheapest = min(fits_found, key=lambda f: f.instance.on_demand_usd_per_hour)
-        if config.nodes > 1:
-            warning = _single_node_warning(graph, role, spec, cheapest.instance, max_len)
-            if warning:
-                warnings.append(warning)
-        count = _node_count(cheapest.instance, gpus_per_pod, config.replicas * config.nodes)
-        roles.append(RolePlan(
-            role.name, config.replicas, config.tensor_parallel_size, config.nodes, cheapest,
-            count, count * cheapest.instance.on_demand_usd_per_hour,
-        ))
+        roles.append(planned)
+        if warning:
+            warnings.append(warning)
+        if planned.fit is None:
+            notes.append(f"{role.name}: pool '{role.node_pool}' lists no instance types, unchecked")
+    if failures:
+        raise CapacityError("\n".join(failures))
     checked = all(role.fit is not None for role in roles)
     return graph_plan(checked=checked, note="; ".join(notes) or "ok", roles=roles, warnings=warnings)
+
+
+def _plan_role(
+    cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole, spec: ModelSpec, max_len: int
+) -> tuple[RolePlan, str | None]:
+    """One role's plan (and a warning), or CapacityError with the numbers and a fix."""
+    config = role.config
+    problem = parallelism_problem(spec, config.tensor_parallel_size)
+    if problem:
+        raise CapacityError(f"graph '{graph.name}': {role.name}.{problem}")
+    candidates, problem = role_instance_types(cfg, role)
+    if problem:
+        raise CapacityError(f"graph '{graph.name}': {problem}")
+    if candidates is None:
+        unchecked = RolePlan(role.name, config.replicas, config.tensor_parallel_size, config.nodes, None, None, None)
+        return unchecked, None
+    gpus_per_pod = role.gpus_per_pod
+    # Karpenter only launches types with enough GPUs for the pod; any of those may come.
+    usable = [t for t in candidates if t.gpus >= gpus_per_pod] or candidates
+    fits_found: list[RoleFit] = []
+    for instance in usable:
+        _check_host_memory(graph, role, instance)
+        role_fit = fit_role(
+            spec, instance, tensor_parallel=config.tensor_parallel_size, nodes=config.nodes,
+            utilization=graph.gpu_memory_utilization, max_model_len=max_len,
+            backend=graph.backend,
+        )
+        check_fit(graph, role, spec, role_fit)
+        fits_found.append(role_fit)
+    # Which type Karpenter launches first: the cheapest that fits (catalog prices rank them).
+    cheapest = min(fits_found, key=lambda f: f.instance.on_demand_usd_per_hour)
+    warning = _single_node_warning(graph, role, spec, cheapest.instance, max_len) if config.nodes > 1 else None
+    count = _node_count(cheapest.instance, gpus_per_pod, config.replicas * config.nodes)
+    pool = role_pool(cfg, role)
+    regional = on_demand_usd_per_hour(cheapest.instance.name, cfg.region)
+    usd: float | None
+    if pool is not None and pool.capacity_types == ["reserved"]:
+        usd, pricing = 0.0, "reserved"
+    elif regional is None:
+        usd, pricing = None, f"no {cfg.region} price"
+    else:
+        usd, pricing = count * regional, "on-demand"
+    planned = RolePlan(
+        role.name, config.replicas, config.tensor_parallel_size, config.nodes, cheapest, count, usd, pricing
+    )
+    return planned, warning
 
 
 def _single_node_warning(

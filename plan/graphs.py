@@ -16,13 +16,14 @@ def has_multinode(graphs: list[GraphConfig]) -> bool:
 
 
 def check_graphs(cfg: DeploymentConfig) -> list[str]:
-    """One problem per failing graph (its first) across checks that need other sections
-    (pools, capacity), so a config with several bad graphs reports all of them at once."""
+    """The problems of every failing graph across checks that need other sections (pools,
+    capacity): a graph's first failing check, with one line per role when it is capacity, so a
+    config with several bad graphs or roles reports all of them at once."""
     problems: list[str] = _stack_pinning_problems(cfg)
     for graph in _unique_graphs(cfg, problems):
         problem = _cross_section_problem(cfg, graph)
         if problem:
-            problems.append(problem)
+            problems.extend(problem.splitlines())
     return problems
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from config.catalog.instances import INSTANCE_TYPES, GpuInstance
 from config.graphs import GraphConfig, WorkerRole
+from config.karpenter import NodePoolConfig
 from config.schema import DeploymentConfig
 
 
@@ -69,3 +70,15 @@ def role_efa(cfg: DeploymentConfig, graph: GraphConfig, role: WorkerRole) -> boo
     pools = {pool.name: pool for pool in cfg.karpenter.pools()}
     pool = pools.get(role.node_pool or "")
     return bool(pool and pool.efa) and efa_interfaces_per_pod(cfg, role) >= 1
+
+
+def role_pool(cfg: DeploymentConfig, role: WorkerRole) -> NodePoolConfig | None:
+    """The pool a role's nodes come from: its node_pool, else the highest-weight pool that
+    can launch its instance type (Karpenter tries pools by weight)."""
+    pools = cfg.karpenter.pools()
+    if role.node_pool:
+        return next((pool for pool in pools if pool.name == role.node_pool), None)
+    if role.instance_type:
+        able = [pool for pool in pools if any(t.name == role.instance_type for t in pool.launchable())]
+        return max(able, key=cfg.karpenter.weight, default=None)
+    return None

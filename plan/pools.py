@@ -19,7 +19,7 @@ from config.graphs import GraphConfig, WorkerRole
 from config.karpenter import NodePoolConfig, karpenter_memory_gib
 from config.schema import DeploymentConfig
 from plan.capacity import CapacityError, plan_graph
-from plan.placement import role_instance_types
+from plan.placement import role_instance_types, role_pool
 
 
 @dataclass(frozen=True)
@@ -67,18 +67,6 @@ def _nodes(instance: GpuInstance, role: WorkerRole, pods: int) -> int:
 
 def _usage(instance: GpuInstance, nodes: int) -> Usage:
     return Usage(nodes * instance.vcpu, nodes * karpenter_memory_gib(instance.memory_gib), nodes * instance.gpus)
-
-
-def role_pool(cfg: DeploymentConfig, role: WorkerRole) -> NodePoolConfig | None:
-    """The pool a role's nodes come from: its node_pool, else the highest-weight pool that
-    can launch its instance type (Karpenter tries pools by weight)."""
-    pools = cfg.karpenter.pools()
-    if role.node_pool:
-        return next((pool for pool in pools if pool.name == role.node_pool), None)
-    if role.instance_type:
-        able = [pool for pool in pools if any(t.name == role.instance_type for t in pool.launchable())]
-        return max(able, key=cfg.karpenter.weight, default=None)
-    return None
 
 
 def pool_needs(cfg: DeploymentConfig) -> dict[str, PoolNeed]:

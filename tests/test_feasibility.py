@@ -138,6 +138,47 @@ def test_infeasible_configs_get_one_line(tmp_path, case):
     assert "Traceback" not in line and "\n" not in line
 
 
+def test_capacity_fixes_keep_the_users_instance_and_name_every_role(tmp_path):
+    """TP 1 and 2 of a 70B model on g6e.12xlarge: the fix is TP 4 on the same type, for both."""
+    graph = {"name": "r1", "backend": "vllm", "topology": "disagg",
+             "model": "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "max_model_len": 32768,
+             "instance_type": "g6e.12xlarge", "prefill": {"tensor_parallel_size": 1},
+             "decode": {"tensor_parallel_size": 2}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**BASE, "graphs": [graph]}))
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    prefill, decode = raised.value.lines
+    assert prefill.endswith("set prefill.tensor_parallel_size: 4 on the same g6e.12xlarge")
+    assert decode.endswith("set decode.tensor_parallel_size: 4 on the same g6e.12xlarge")
+
+
+def test_plan_prices_the_region_or_says_it_has_none(tmp_path):
+    from plan.capacity import plan_graph
+
+    data = yaml.safe_load((REPO / "config" / "examples" / "graphs" / "vllm-agg.yaml").read_text())
+    data["region"] = "eu-west-1"
+    data["network"]["availability_zones"] = ["eu-west-1a", "eu-west-1b"]
+    path = tmp_path / "eu.yaml"
+    path.write_text(yaml.safe_dump(data))
+    cfg = load_config(path)
+    (role,) = plan_graph(cfg, cfg.graphs[0]).roles
+    assert role.usd_per_hour is None and role.pricing == "no eu-west-1 price"
+
+
+def test_reserved_capacity_is_priced_as_reserved(tmp_path):
+    from plan.capacity import plan_graph
+
+    block = {"name": "h100-block", "instance_types": ["p5.48xlarge"], "capacity_types": ["reserved"],
+             "capacity_reservations": [{"id": "cr-0123456789abcdef0", "reservation_type": "capacity-block"}]}
+    graph = _agg(model="meta-llama/Llama-3.1-70B-Instruct", node_pool="h100-block", worker={"tensor_parallel_size": 8})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **_pools(block), "graphs": [graph]}))
+    cfg = load_config(path)
+    (role,) = plan_graph(cfg, cfg.graphs[0]).roles
+    assert role.pricing == "reserved" and role.usd_per_hour == 0.0
+
+
 def test_reservations_render_as_karpenter_selector_terms():
     cfg = load_config(REPO / "config" / "examples" / "custom-pools-bottlerocket.yaml")
     objects = render(cfg)["karpenter-pools"]
@@ -156,3 +197,19 @@ def test_reservations_render_as_karpenter_selector_terms():
     assert requirements("h200-efa")["karpenter.k8s.aws/capacity-reservation-type"] == ["capacity-block"]
     assert "karpenter.k8s.aws/capacity-reservation-type" not in requirements("l40s-4x-reserved")
     assert requirements("l40s-4x-reserved")["karpenter.sh/capacity-type"] == ["reserved", "on-demand"]
+
+
+def test_gpu_nodes_keep_images_on_instance_store():
+    """GPU node classes stripe local NVMe (RAID0) for kubelet and containerd, so the EBS root
+    can stay small: that only holds when every GPU type we may launch has instance store."""
+    from config.catalog.instances import INSTANCE_TYPES
+
+    assert all(t.instance_store_gb >= 200 for t in INSTANCE_TYPES.values())
+    cfg = load_config(REPO / "config" / "default.yaml")
+    classes = [o for o in render(cfg)["karpenter-pools"] if o["kind"] == "EC2NodeClass"]
+    for node_class in classes:
+        gpu = node_class["metadata"]["name"].startswith("gpu")
+        assert (node_class["spec"].get("instanceStorePolicy") == "RAID0") == gpu
+        if gpu:
+            (volume,) = node_class["spec"]["blockDeviceMappings"]
+            assert volume["ebs"]["volumeSize"] == "100Gi"

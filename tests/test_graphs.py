@@ -519,6 +519,7 @@ def test_every_failing_graph_gets_its_own_line(tmp_path):
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     lines = raised.value.lines
-    assert len(lines) == 2, lines
+    assert len(lines) == 3, lines  # one per failing graph, and each failing role of it
     assert "graph 'bad-pool': prefill.node_pool 'nope' is not a Karpenter node pool" in lines[0]
     assert "graph 'too-big': prefill: 70.6B bf16 weights need 141 GB" in lines[1]
+    assert "graph 'too-big': decode: 70.6B bf16 weights need 141 GB" in lines[2]

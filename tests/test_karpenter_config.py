@@ -94,9 +94,9 @@ CASES = {
         "not a duration",
     ),
     "small gpu volume": (
-        mutated(karpenter__gpu_root_volume_gib=100),
+        mutated(karpenter__gpu_root_volume_gib=20),
         "karpenter.gpu_root_volume_gib",
-        "greater than or equal to 200",
+        "greater than or equal to 40",
     ),
     "zone outside the vpc": (
         with_custom(pool(instance_families=["g6"], zones=["us-west-2d"])),
