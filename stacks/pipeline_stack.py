@@ -123,15 +123,26 @@ class PipelineStack(Stack):
         self.stages: list[DeploymentStage] = []
         for settings, env_cfg in environments:
             stage = DeploymentStage(self, env_cfg.environment, cfg=env_cfg)
-            pre = []
+            pre: list[pipelines.Step] = []
+            stack_steps: list[pipelines.StackSteps] = []
             if settings.approval:
-                pre.append(
-                    pipelines.ManualApprovalStep(
-                        f"Approve-{env_cfg.environment}",
-                        comment=f"Deploy to {env_cfg.environment} (account {env_cfg.account}, "
-                        f"{env_cfg.region})? Review the change sets of the previous stage first.",
-                    )
-                )
+                # Before anything of this environment changes: stop if IAM or security groups
+                # would broaden (CDK's own security diff against the deployed stacks).
+                pre.append(pipelines.ConfirmPermissionsBroadening(
+                    f"CheckBroadening-{env_cfg.environment}", stage=stage
+                ))
+                # Each stack's change set is created first; the person approves what they see
+                # in it, and exactly that change set is executed.
+                stack_steps = [
+                    pipelines.StackSteps(stack=stack, change_set=[pipelines.ManualApprovalStep(
+                        f"Approve-{stack.stack_name}",
+                        comment=f"Review the change set of {stack.stack_name} in the CloudFormation "
+                        f"console (account {env_cfg.account}, {env_cfg.region}, stack "
+                        f"{stack.stack_name}, Change sets tab); approving executes exactly that "
+                        "change set.",
+                    )])
+                    for stack in stage.stacks.all()
+                ]
             post = []
             if settings.post_deploy:
                 post.append(
@@ -141,7 +152,7 @@ class PipelineStack(Stack):
                         commands=list(settings.post_deploy),
                     )
                 )
-            self.pipeline.add_stage(stage, pre=pre, post=post)
+            self.pipeline.add_stage(stage, pre=pre, post=post, stack_steps=stack_steps)
             self.stages.append(stage)
         # Build now (not at synth) so the generated roles exist to be acknowledged.
         self.pipeline.build_pipeline()
@@ -229,6 +240,32 @@ class PipelineStack(Stack):
                         f"Stages.{stage_index}.Actions.{action_index}.Configuration.RoleArn", as_sub
                     )
 
+    def _acknowledge_security_check(self) -> None:
+        """The permissions-broadening check CDK Pipelines adds (a CodeBuild project running
+        CDK's security diff, and a Lambda that approves its manual step when nothing broadens)."""
+        check = self.pipeline.node.try_find_child("PipelinesSecurityCheck")
+        if check is None:
+            return
+        # Its CodeBuild project takes no pipeline defaults: log to the pipeline's group too.
+        project = check.node.find_child("CDKSecurityCheck").node.default_child
+        assert isinstance(project, codebuild.CfnProject), type(project)
+        project.add_property_override("LogsConfig.CloudWatchLogs", {
+            "Status": "ENABLED", "GroupName": self.build_logs.log_group_name, "StreamName": "security-check",
+        })
+        approve = check.node.find_child("CDKPipelinesAutoApprove")
+        acknowledge(
+            approve.node.find_child("ServiceRole"),
+            "AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "CDK Pipelines' auto-approve Lambda writes only its own CloudWatch logs with this "
+            "managed policy; it has no other AWS permissions than approving this pipeline's step.",
+        )
+        acknowledge(
+            check.node.find_child("CDKSecurityCheck").node.find_child("Role").node.find_child("DefaultPolicy"),
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id(approve.node.default_child)}.Arn>:*]",
+            "The security-check project may invoke every version of the one auto-approve Lambda "
+            "(ARN plus :* for its versions), nothing else.",
+        )
+
     def _acknowledge_generated_roles(self) -> None:
         """cdk-nag findings on the roles CDK Pipelines generates, each acknowledged only on a
         policy that really contains it (checked against the resolved policy document)."""
@@ -299,6 +336,7 @@ class PipelineStack(Stack):
                 for finding, (evidence, reason) in generic.items():
                     if evidence in document:
                         acknowledge(construct, f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason)
+        self._acknowledge_security_check()
         acknowledge(
             artifacts,
             "AwsSolutions::AwsSolutions-S1",

@@ -33,17 +33,26 @@ def _stage_names(pipeline_props) -> list[str]:
 
 
 def test_stages_run_dev_then_approval_then_prod(pipeline):
+    """prod waits for a person after its own change sets exist, stack by stack, and first
+    stops on any IAM or security-group broadening."""
     _, props = pipeline
     assert _stage_names(props)[:3] == ["Source", "Build", "UpdatePipeline"]
     stages = {s["Name"]: s for s in props["Stages"]}
     names = _stage_names(props)
     assert names.index("dev") < names.index("prod")
-    dev_actions = [a["Name"] for a in stages["dev"]["Actions"]]
-    prod = sorted(stages["prod"]["Actions"], key=lambda a: a["RunOrder"])
-    assert not any("Approve" in a for a in dev_actions)
-    assert prod[0]["Name"] == "Approve-prod"
-    assert prod[0]["ActionTypeId"] == {"Category": "Approval", "Owner": "AWS", "Provider": "Manual", "Version": "1"}
-    assert all(a["RunOrder"] > prod[0]["RunOrder"] for a in prod[1:])
+    assert not any(a["ActionTypeId"]["Category"] == "Approval" for a in stages["dev"]["Actions"])
+    prod = {a["Name"]: a for a in stages["prod"]["Actions"]}
+    order = {name: action["RunOrder"] for name, action in prod.items()}
+    check, confirm = order["CheckBroadening-prod.Check"], order["CheckBroadening-prod.Confirm"]
+    assert prod["CheckBroadening-prod.Confirm"]["ActionTypeId"]["Provider"] == "Manual"
+    assert check < confirm < min(order[n] for n in order if n.endswith(".Prepare"))
+    stacks = [n.removesuffix(".Prepare") for n in order if n.endswith(".Prepare")]
+    assert {"network", "cluster", "registry", "platform"} <= set(stacks)
+    for stack in stacks:
+        approve = f"{stack}.Approve-prod-{stack}"
+        assert prod[approve]["ActionTypeId"] == {"Category": "Approval", "Owner": "AWS", "Provider": "Manual", "Version": "1"}
+        assert order[f"{stack}.Prepare"] < order[approve] < order[f"{stack}.Deploy"]
+        assert "Change sets" in prod[approve]["Configuration"]["CustomData"]
 
 
 def test_each_stage_deploys_into_its_own_account(pipeline):
@@ -122,13 +131,13 @@ def test_every_pipeline_codebuild_project_logs_with_retention(result):
     assert groups[group]["Properties"]["RetentionInDays"] == 30
     assert groups[group]["DeletionPolicy"] == "Delete"  # the example's removal_policy: destroy
     projects = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
-    assert len(projects) == 8
+    assert len(projects) == 9  # + the permissions-broadening check before prod
     streams = set()
     for project in projects:
         logs = project["Properties"]["LogsConfig"]["CloudWatchLogs"]
         assert logs["GroupName"] == {"Ref": group} and logs["Status"] == "ENABLED"
         streams.add(logs["StreamName"])
-    assert streams == {"synth", "self-update", "assets"}
+    assert streams == {"synth", "self-update", "assets", "security-check"}
     Template.from_json(template).has_resource_properties(
         "AWS::IAM::Policy",
         {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(
