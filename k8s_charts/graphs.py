@@ -36,6 +36,13 @@ from k8s_charts.dynamo_graph import (
     Multinode,
     ScalingAdapter,
 )
+from k8s_charts.pod_security import (
+    EFA_CAPABILITIES,
+    container_security_context,
+    pod_security_context,
+    scratch_mounts,
+    scratch_volumes,
+)
 from plan.capacity import WORKER_HOST_GB, offload_host_gb
 from plan.engine_args import PLANNER_METRICS_PORT, planner_config, worker_args
 from plan.images import image_uri
@@ -46,6 +53,10 @@ EFA_RESOURCE = "vpc.amazonaws.com/efa"
 # not follow the frontend, which runs on CPU nodes in whatever zone had room.
 KV_PEER_LABEL = "dynamo-eks/kv-peers"
 KVBM_DISK_PATH = "/kvbm-disk"
+# KVBM serves its metrics (prefix kvbm_) on its own port when DYN_KVBM_METRICS is set; 6880 is
+# its default (DYN_KVBM_METRICS_PORT, kvbm 1.6.1), named for the `kvbm` PodMonitor.
+KVBM_METRICS_PORT = 6880
+KVBM_METRICS_PORT_NAME = "kvbm-metrics"
 # The runtime image of each engine: the same names our image build produces.
 RUNTIME_IMAGES = BUILD_FRAMEWORKS
 
@@ -177,8 +188,9 @@ def frontend_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphI
         args=["--http-port", str(FRONTEND_SERVICE_PORT)],
         env=env,
         env_from=_hf_token(),
-        volume_mounts=[_cache_mount()],
+        volume_mounts=[_cache_mount(), *scratch_mounts()],
         resources=k8s.ResourceRequirements(requests={"cpu": _q(2), "memory": _q("4Gi")}),
+        security_context=container_security_context(),
     )
     return Component(
         name="frontend",
@@ -186,7 +198,11 @@ def frontend_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphI
         replicas=graph.frontend.replicas,
         pod_template=k8s.PodTemplateSpec(
             metadata=k8s.ObjectMeta(labels=_pod_labels(graph)),
-            spec=k8s.PodSpec(containers=[container], volumes=[_cache_volume()]),
+            spec=k8s.PodSpec(
+                containers=[container],
+                volumes=[_cache_volume(), *scratch_volumes()],
+                security_context=pod_security_context(),
+            ),
         ),
     )
 
@@ -200,6 +216,8 @@ def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphIn
         env=[k8s.EnvVar(name="PROMETHEUS_ENDPOINT", value=inputs.prometheus_url)],
         ports=[k8s.ContainerPort(name="metrics", container_port=PLANNER_METRICS_PORT)],
         resources=k8s.ResourceRequirements(requests={"cpu": _q(1), "memory": _q("2Gi")}),
+        volume_mounts=scratch_mounts(),
+        security_context=container_security_context(),
     )
     return Component(
         name="planner",
@@ -207,7 +225,9 @@ def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphIn
         replicas=1,
         pod_template=k8s.PodTemplateSpec(
             metadata=k8s.ObjectMeta(labels=_pod_labels(graph)),
-            spec=k8s.PodSpec(containers=[container]),
+            spec=k8s.PodSpec(
+                containers=[container], volumes=scratch_volumes(), security_context=pod_security_context()
+            ),
         ),
     )
 
@@ -218,6 +238,10 @@ def worker_env(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[k8s.EnvV
     offload = graph.kv_offload
     if offload.enabled and graph.backend in ("vllm", "trtllm") and mode != "decode":
         env.append(k8s.EnvVar(name="DYN_KVBM_CPU_CACHE_GB", value=str(offload.cpu_cache_gb)))
+        env += [
+            k8s.EnvVar(name="DYN_KVBM_METRICS", value="true"),
+            k8s.EnvVar(name="DYN_KVBM_METRICS_PORT", value=str(KVBM_METRICS_PORT)),
+        ]
         if offload.disk_cache_gb:
             env += [
                 k8s.EnvVar(name="DYN_KVBM_DISK_CACHE_GB", value=str(offload.disk_cache_gb)),
@@ -245,8 +269,8 @@ def host_memory_request_gb(graph: GraphConfig, role: WorkerRole) -> int | None:
 def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan, inputs: GraphInputs) -> Component:
     role, efa = placed.role, placed.efa
     config = role.config
-    volumes = [_cache_volume()]
-    mounts = [_cache_mount()]
+    volumes = [_cache_volume(), *scratch_volumes()]
+    mounts = [_cache_mount(), *scratch_mounts()]
     requests: dict[str, k8s.Quantity] = {"ephemeral-storage": _q("2Gi")}
     limits: dict[str, k8s.Quantity] = {}
     offload = graph.kv_offload
@@ -266,13 +290,13 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
         requests["nvidia.com/gpu"] = _q(role.gpus_per_pod)
     else:
         requests.update({"cpu": _q(1), "memory": _q("2Gi")})
-    security = None
+    security = container_security_context()
     if efa:
         count = _q(placed.efa_interfaces)
         limits[EFA_RESOURCE] = count
         requests[EFA_RESOURCE] = count
-        # libfabric registers (pins) memory for RDMA.
-        security = k8s.SecurityContext(capabilities=k8s.Capabilities(add=["IPC_LOCK"]))
+        # libfabric registers (pins) memory for RDMA: the one capability added back.
+        security = container_security_context(add=EFA_CAPABILITIES)
     container = k8s.Container(
         name="main",
         image=worker_image(cfg, graph, inputs, efa),
@@ -280,6 +304,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
         args=worker_args(graph, role, efa),
         env=worker_env(graph, role, efa),
         env_from=_hf_token(),
+        ports=[k8s.ContainerPort(name=KVBM_METRICS_PORT_NAME, container_port=KVBM_METRICS_PORT)] if kvbm else None,
         volume_mounts=mounts,
         resources=k8s.ResourceRequirements(requests=requests, limits=limits or None),
         security_context=security,
@@ -306,6 +331,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
     spec = k8s.PodSpec(
         containers=[container],
         volumes=volumes,
+        security_context=pod_security_context(),
         node_selector=node_selector or None,
         tolerations=tolerations or None,
         affinity=affinity,

@@ -21,6 +21,12 @@ from config.names import (
     MODEL_CACHE_MOUNT_PATH,
     MODEL_CACHE_PVC,
 )
+from k8s_charts.pod_security import (
+    container_security_context,
+    pod_security_context,
+    scratch_mounts,
+    scratch_volumes,
+)
 
 MARKER_DIR = f"{MODEL_CACHE_MOUNT_PATH}/.prefetch-complete"
 
@@ -96,6 +102,7 @@ def model_prefetch_job(
                 spec=k8s.PodSpec(
                     restart_policy="Never",
                     automount_service_account_token=False,
+                    security_context=pod_security_context(),
                     containers=[
                         k8s.Container(
                             name="main",
@@ -115,7 +122,8 @@ def model_prefetch_job(
                                 )
                             ],
                             volume_mounts=[
-                                k8s.VolumeMount(name="model-cache", mount_path=MODEL_CACHE_MOUNT_PATH)
+                                k8s.VolumeMount(name="model-cache", mount_path=MODEL_CACHE_MOUNT_PATH),
+                                *scratch_mounts(),
                             ],
                             resources=k8s.ResourceRequirements(
                                 requests={
@@ -124,10 +132,8 @@ def model_prefetch_job(
                                 },
                                 limits={"memory": k8s.Quantity.from_string("8Gi")},
                             ),
-                            security_context=k8s.SecurityContext(
-                                allow_privilege_escalation=False,
-                                capabilities=k8s.Capabilities(drop=["ALL"]),
-                            ),
+                            # The runtime image's `dynamo` user (k8s_charts/pod_security.py).
+                            security_context=container_security_context(),
                         )
                     ],
                     volumes=[
@@ -136,7 +142,8 @@ def model_prefetch_job(
                             persistent_volume_claim=k8s.PersistentVolumeClaimVolumeSource(
                                 claim_name=MODEL_CACHE_PVC
                             ),
-                        )
+                        ),
+                        *scratch_volumes(),
                     ],
                 ),
             ),
