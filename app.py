@@ -13,7 +13,15 @@ if __name__ == "__main__":
     # ~0.3 s of a synth (make bench), for the same peak memory (~270 MB) without it.
     gc.disable()
 
-import aws_cdk as cdk
+try:
+    import aws_cdk as cdk
+except ImportError:
+    # `npx cdk ...` runs `python3 app.py` with whatever python3 is first on PATH.
+    sys.exit(
+        f"error: aws_cdk is not installed for {sys.executable}; run the CDK CLI from the project "
+        "venv: `make synth` (sets it up), or `make setup && source .venv/bin/activate` and then "
+        "`npx cdk ...`"
+    )
 
 from config import ConfigError
 from plan import load_config

@@ -33,6 +33,8 @@ FRONTEND_PORT = 8000
 DISCOVERY = ("--discovery-backend", "file", "--request-plane", "tcp")
 DYNAMO_NAMESPACE = "dynamo"
 STOP_GRACE_SECONDS = 5.0
+# The frontend binds its HTTP port after its imports: seconds, a minute on a slow first run.
+LISTEN_WAIT_SECONDS = 90.0
 
 Role = Literal["agg", "prefill", "decode"]
 # Dynamo colors its logs whatever the terminal; failure reports quote them without codes.
@@ -174,6 +176,23 @@ class LocalDynamo:
                  "--disaggregation-mode", role, *DISCOVERY],
                 env,
             )
+        self.wait_listening()
+
+    def wait_listening(self, timeout: float = LISTEN_WAIT_SECONDS) -> None:
+        """Return once the frontend accepts connections (clients never see a refused port).
+
+        Read from /proc/<leader>/net/tcp, the listening sockets of the processes' network
+        namespace, so it works the same with or without isolation.
+        """
+        deadline = time.monotonic() + timeout
+        while not _listening(self.pgid, self.port):
+            self.check_alive()
+            if time.monotonic() >= deadline:
+                raise LocalDynamoError(
+                    f"frontend did not listen on port {self.port} within {timeout:.0f}s; last "
+                    f"lines of its log:\n{self.log_tail(self.workdir / 'logs' / 'frontend.log')}"
+                )
+            time.sleep(0.1)
 
     def _start_leader(self) -> None:
         """A sleeping process that owns the process group (and the network namespace)."""
@@ -254,6 +273,20 @@ class LocalDynamo:
         _wait_group_gone(pgid)
         self._leader = None
         self._processes = []
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether a TCP socket listens on `port` in the network namespace of process `pid`."""
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                return True
+    return False
 
 
 def _signal_group(pgid: int, sig: int) -> None:

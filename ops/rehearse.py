@@ -6,11 +6,17 @@ replica with the graph's roles (prefill/decode for disaggregated topologies), on
 with a generated tiny model. Then `ops smoke` runs against it and everything is stopped,
 also on Ctrl-C or failure. The mocker simulates the engine, so this checks wiring
 (discovery, routing, disaggregation, the OpenAI API), not GPU sizing (`make plan` does that).
+
+With --keep the graph stays up after a passing smoke test, on the host's 127.0.0.1 (never in
+a private network namespace, so curl and `make smoke URL=...` reach it), until Ctrl-C or
+SIGTERM stops every process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="streamed requests for the latency report (default: %(default)s)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the work folder (model, discovery, process logs) afterwards")
+    parser.add_argument("--keep", action="store_true",
+                        help="after the smoke test, keep the graph running on 127.0.0.1 (prints "
+                             "its URL, a curl and a `make smoke` line) until Ctrl-C")
 
 
 def local_graph(graph) -> LocalGraph:
@@ -75,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM (CI timeouts, `kill`) must tear down like Ctrl-C does.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return rehearse(graph, workdir, requests=args.requests)
+        return rehearse(graph, workdir, requests=args.requests, keep=args.keep)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if args.keep_logs:
@@ -85,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def rehearse(graph: LocalGraph, workdir: Path, *, requests: int = 5,
-             isolate: bool | None = None) -> int:
-    dynamo = LocalDynamo(graph, workdir, isolate=isolate)
+             isolate: bool | None = None, keep: bool = False) -> int:
+    # A graph kept for the user must be reachable from the host: no private namespace.
+    dynamo = LocalDynamo(graph, workdir, isolate=False if keep else isolate)
     try:
         dynamo.start()
         where = "a private network namespace" if dynamo.isolate else "the host's loopback"
@@ -97,7 +107,10 @@ def rehearse(graph: LocalGraph, workdir: Path, *, requests: int = 5,
             "--model", graph.served_model_name, "--requests", str(requests),
             "--wait", str(READY_WAIT_SECONDS),
         ])
-        return _run_watched(smoke, dynamo)
+        code = _run_watched(smoke, dynamo)
+        if code != 0 or not keep:
+            return code
+        return _keep_running(dynamo, workdir)
     except LocalDynamoError as err:
         print(f"rehearsal failed: {err}", file=sys.stderr)
         return 1
@@ -118,6 +131,28 @@ def _run_watched(command: list[str], dynamo: LocalDynamo) -> int:
         if smoke.poll() is None:
             smoke.terminate()
             smoke.wait()
+
+
+def _keep_running(dynamo: LocalDynamo, workdir: Path) -> int:
+    """Print how to use and stop the running graph; wait for Ctrl-C/SIGTERM (exit 0)."""
+    body = json.dumps({"model": dynamo.graph.served_model_name,
+                       "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16})
+    print(
+        f"\nlocal graph '{dynamo.graph.name}' is up at {dynamo.url}\n"
+        f"  curl -s {dynamo.url}/v1/chat/completions -H 'Content-Type: application/json' "
+        f"-d '{body}'\n"
+        f"  make smoke URL={dynamo.url}\n"
+        f"  logs: {workdir / 'logs'}\n"
+        f"stop it with Ctrl-C (or kill {os.getpid()}); every process is stopped",
+        flush=True,
+    )
+    try:
+        while True:
+            dynamo.check_alive()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("stopping", flush=True)
+        return 0
 
 
 def _raise_interrupt(signum, frame) -> None:

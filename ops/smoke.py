@@ -16,9 +16,11 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -29,6 +31,8 @@ from ops.cli import UsageError
 PROMPT = "Say hello to the smoke test."
 REQUEST_TIMEOUT = 120.0
 PORT_FORWARD_TIMEOUT = 30.0
+# A refused connection is retried this long (a frontend just started binds its port).
+REFUSED_GRACE = 3.0
 _FORWARDING = re.compile(rb"Forwarding from 127\.0\.0\.1:(\d+)")
 
 
@@ -47,8 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="streamed requests for the latency report (default: %(default)s)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--wait", type=float, default=600.0,
-                        help="seconds to wait for the model to be listed (default: %(default)s; "
-                             "GPU nodes, image pulls and weight loading take minutes)")
+                        help="seconds to wait for a frontend that answers to list the model "
+                             "(default: %(default)s; GPU nodes, image pulls and weight loading "
+                             "take minutes). A refused connection or a host name that does not "
+                             "resolve fails within seconds")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,8 +156,15 @@ def _report(result: SmokeResult) -> int:
 
 
 def wait_for_model(url: str, model: str | None, wait: float) -> str:
-    """Poll /v1/models until it lists `model` (or any model when None); return the name."""
-    deadline = time.monotonic() + wait
+    """Poll /v1/models until it lists `model` (or any model when None); return the name.
+
+    Only a frontend that answers (or a port-forward whose pod is still starting) is worth
+    waiting for: a host name that does not resolve fails at once, and a refused connection
+    after REFUSED_GRACE seconds (a local frontend binds its port within that), each with
+    its cause and the next step instead of a timeout that blames the model.
+    """
+    started = time.monotonic()
+    deadline = started + wait
     last = "no answer yet"
     while True:
         try:
@@ -166,6 +179,12 @@ def wait_for_model(url: str, model: str | None, wait: float) -> str:
             else:
                 last = f"HTTP {status}: {_excerpt(body)}"
         except (OSError, ValueError, AttributeError) as err:
+            unreachable = _unreachable(url, err)
+            if unreachable and (
+                isinstance(_reason(err), socket.gaierror)
+                or time.monotonic() - started >= min(wait, REFUSED_GRACE)
+            ):
+                raise CheckFailed(unreachable) from None
             last = f"{type(err).__name__}: {err}"
         if time.monotonic() >= deadline:
             wanted = f"model '{model}'" if model else "any model"
@@ -173,7 +192,31 @@ def wait_for_model(url: str, model: str | None, wait: float) -> str:
                 f"{wanted} not listed by /v1/models after {wait:.0f}s ({last}); check the "
                 "served model name, then worker pods/logs (GPU node not ready? image pull?)"
             )
-        time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(REFUSED_GRACE / 4, max(0.0, deadline - time.monotonic())))
+
+
+def _reason(err: BaseException) -> BaseException:
+    reason = getattr(err, "reason", None)
+    return reason if isinstance(reason, BaseException) else err
+
+
+def _unreachable(url: str, err: BaseException) -> str | None:
+    """The cause and next step when nothing at `url` can ever answer, else None."""
+    reason = _reason(err)
+    where = urllib.parse.urlsplit(url)
+    if isinstance(reason, socket.gaierror):
+        return (
+            f"host '{where.hostname}' does not resolve ({reason.strerror or reason}); check the "
+            "URL. A graph's *.svc.cluster.local name resolves only inside the cluster: from "
+            "your machine use `make smoke GRAPH=<name>` (kubectl port-forward)"
+        )
+    if isinstance(reason, ConnectionRefusedError):
+        return (
+            f"connection refused at {where.netloc}: nothing listens there; check the URL's "
+            "host and port. A deployed graph: `make smoke GRAPH=<name>` (port-forward); a "
+            "local one: `make rehearse KEEP=1` prints the URL to use"
+        )
+    return None
 
 
 def check_health(url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -115,6 +116,49 @@ def test_interrupted_rehearsal_stops_every_process(config_path, tmp_path, sig, c
     # The smoke child gets the signal from its group; give the kernel a moment to reap it.
     _wait_until(lambda: not [cmd for cmd in _all_cmdlines()
                              if "-m ops smoke " in cmd and f"--requests {marker}" in cmd])
+
+
+def test_keep_serves_on_the_printed_url_until_ctrl_c_and_leaves_nothing(config_path, tmp_path):
+    """`make rehearse KEEP=1`: the printed URL answers, Ctrl-C stops everything (exit 0).
+
+    --keep serves on the host's loopback; as root the whole run gets its own network
+    namespace here (and the URL is polled inside it), so nothing binds the real NICs.
+    """
+    work = tmp_path / "work"
+    work.mkdir()
+    command = [sys.executable, "-m", "ops", "rehearse", "--config", str(config_path),
+               "--graph", "smoke-agg", "--requests", "1", "--keep"]
+    if can_isolate():
+        command = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                   *command]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "TMPDIR": str(work)})
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("stop it with Ctrl-C"):
+            break
+    out = "".join(seen)
+    assert "smoke passed" in out, out
+    url = re.search(r"local graph 'smoke-agg' is up at (http://127\.0\.0\.1:\d+)", out)
+    assert url, out
+    assert f"  curl -s {url[1]}/v1/chat/completions" in out
+    assert f"  make smoke URL={url[1]}\n" in out
+    prefix = ["nsenter", f"--net=/proc/{process.pid}/ns/net", "--"] if can_isolate() else []
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c",
+         f"import urllib.request; print(urllib.request.urlopen('{url[1]}/v1/models').read())"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert SERVED_MODEL in probe.stdout, probe.stdout + probe.stderr
+    assert processes_under(work)
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, out + rest
+    assert "stopped all Dynamo processes" in rest
+    assert processes_under(work) == []
+    assert list(work.iterdir()) == []
 
 
 def test_dead_worker_is_reported_with_its_log_and_the_group_is_stopped(tmp_path):
