@@ -67,6 +67,9 @@ PROMETHEUS_SERVICE = "kube-prometheus-stack-prometheus"  # fullnameOverride + "-
 PROMETHEUS_PORT = 9090
 GRAFANA_SERVICE = "kube-prometheus-stack-grafana"  # release name + "-grafana"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+# Kubernetes Secret (synced from Secrets Manager) holding Alertmanager's webhook URL.
+ALERT_WEBHOOK_SECRET = "alertmanager-webhook"
+ALERT_WEBHOOK_KEY = "url"
 DCGM_EXPORTER_RELEASE = "dcgm-exporter"
 MODEL_CACHE_STORAGE_CLASS = "efs-model-cache"
 # gp3, encrypted, for Prometheus' TSDB (EBS CSI); every volume the driver creates carries
@@ -85,6 +88,11 @@ def hf_token_secret_name(cluster_name: str) -> str:
 
 def grafana_admin_secret_name(cluster_name: str) -> str:
     return f"{cluster_name}/grafana-admin"
+
+
+def alert_webhook_secret_name(cluster_name: str) -> str:
+    """Secrets Manager name of Alertmanager's webhook URL (value set by the user, never by CDK)."""
+    return f"{cluster_name}/alertmanager-webhook"
 
 
 def prometheus_url() -> str:

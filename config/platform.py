@@ -31,6 +31,12 @@ class MonitoringConfig(StrictModel):
     dcgm_exporter: bool = Field(
         True, description="GPU metrics (utilisation, memory, power) from every GPU node."
     )
+    alert_webhook: bool = Field(
+        False,
+        description="Send alerts to an HTTP endpoint that accepts Alertmanager's webhook payload; "
+        "you store its URL in the Secrets Manager secret <cluster>/alertmanager-webhook. Off: "
+        "alerts are only shown in Alertmanager and Prometheus.",
+    )
 
     @model_validator(mode="after")
     def _retention_fits_the_volume(self) -> MonitoringConfig:
@@ -40,6 +46,15 @@ class MonitoringConfig(StrictModel):
                 f"prometheus_retention_size_gib: {self.prometheus_retention_size_gib} does not fit "
                 f"a {self.prometheus_storage_gib} GiB volume (at most {room}); lower it or raise "
                 "prometheus_storage_gib"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_needs_prometheus(self) -> MonitoringConfig:
+        if self.alert_webhook and not self.enabled:
+            raise ValueError(
+                "alert_webhook: true needs enabled: true (no Alertmanager would send alerts); "
+                "set alert_webhook: false or enable monitoring"
             )
         return self
 

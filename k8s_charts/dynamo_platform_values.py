@@ -24,6 +24,18 @@ SUBCHART_KEYS = {
 }
 
 
+# The operator's controller-runtime metrics (dynamo_operator_*, the upstream operator
+# dashboard). Upstream's values bind them to 127.0.0.1:8080 ("localhost only"), which nothing
+# can scrape; with monitoring on we bind all interfaces and scrape the port (PodMonitor
+# `dynamo-operator`). Helm replaces lists, so the health-probe argument is repeated as upstream
+# has it.
+OPERATOR_METRICS_PORT = 8080
+OPERATOR_MANAGER_ARGS = [
+    "--health-probe-bind-address=:8081",
+    f"--metrics-bind-address=:{OPERATOR_METRICS_PORT}",
+]
+
+
 def has_multinode_graph(cfg: Any) -> bool:
     """True if any configured graph uses the multinode topology (needs Grove + KAI).
 
@@ -80,6 +92,8 @@ class DynamoPlatformValues:
                 "dynamo": {"metrics": {"prometheusEndpoint": self.prometheus_endpoint}},
             },
         }
+        if self.prometheus_endpoint:
+            values["dynamo-operator"]["controllerManager"]["manager"] = {"args": list(OPERATOR_MANAGER_ARGS)}
         if self.multinode is not None:
             placement = self.multinode.placement
             values["grove"] = {

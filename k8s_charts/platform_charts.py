@@ -14,21 +14,30 @@ import cdk8s
 from cdk8s_plus_36 import k8s
 
 from config.names import (
+    ALERT_WEBHOOK_KEY,
+    ALERT_WEBHOOK_SECRET,
     CLUSTER_SECRET_STORE,
     DCGM_EXPORTER_RELEASE,
+    DYNAMO_SYSTEM_NAMESPACE,
     EBS_STORAGE_CLASS,
     GRAFANA_ADMIN_SECRET,
     HF_TOKEN_KEY,
     HF_TOKEN_SECRET,
     INFERENCE_NAMESPACE,
+    KARPENTER_NAMESPACE,
+    KARPENTER_RELEASE,
     MODEL_CACHE_PVC,
     MODEL_CACHE_STORAGE_CLASS,
     MONITORING_NAMESPACE,
+    alert_webhook_secret_name,
     grafana_admin_secret_name,
     hf_token_secret_name,
 )
 from config.schema import DeploymentConfig
+from k8s_charts.alerts import RULE_NAME, alerts
 from k8s_charts.dashboards.dynamo_dashboard import dashboard
+from k8s_charts.dashboards.upstream_dashboards import DASHBOARDS as UPSTREAM_DASHBOARDS
+from k8s_charts.dynamo_platform_values import OPERATOR_METRICS_PORT
 from k8s_charts.imports.external_secrets.io import external_secrets as eso
 from k8s_charts.imports.prometheus_operator.com.coreos import monitoring as prom
 from k8s_charts.platform_helm_values import (
@@ -37,6 +46,7 @@ from k8s_charts.platform_helm_values import (
     GRAFANA_DASHBOARD_LABEL,
     MONITOR_SELECTOR_LABELS,
 )
+from k8s_charts.pod_security import PSA_REASON_ANNOTATION, psa_labels
 
 # Pod labels the Dynamo operator puts on every pod it manages (ai-dynamo/dynamo operator
 # consts: KubeLabelMetricsEnabled; docs "Set Up Metrics Collection").
@@ -56,6 +66,9 @@ DYNAMO_MONITORS = (
     ("frontend", ("frontend",), "http"),
     ("worker", ("worker", "prefill", "decode"), "system"),
     ("planner", ("planner",), "metrics"),
+    # KV-offload workers' KVBM metrics (k8s_charts/graphs.py KVBM_METRICS_PORT_NAME); decode
+    # workers never offload. Pods without the port give no target.
+    ("kvbm", ("worker", "prefill"), "kvbm-metrics"),
 )
 SECRET_REFRESH = "1h"
 
@@ -85,11 +98,39 @@ def _meta(name: str, namespace: str | None = None, labels: dict | None = None) -
     return k8s.ObjectMeta(name=name, namespace=namespace, labels=labels)
 
 
+# Why a namespace we create cannot enforce Pod Security "restricted" (None: it can). Every
+# level below restricted keeps warn/audit at restricted (k8s_charts/pod_security.py).
+MONITORING_PSA_REASON = (
+    "kube-prometheus-stack's prometheus-node-exporter DaemonSet (enabled by default) uses "
+    "hostNetwork, hostPID and hostPath mounts of / and /proc, which only privileged admits"
+)
+EFA_PSA_REASON = (
+    "EFA workers add IPC_LOCK (libfabric memory registration), outside even baseline's "
+    "capability list, so only privileged admits them"
+)
+
+
+def namespace_pod_security(cfg: DeploymentConfig) -> dict[str, tuple[str, str | None]]:
+    """Namespace -> (enforce level, reason when below restricted)."""
+    from plan.resolve import resolve_graph
+
+    efa = any(role.efa for graph in cfg.graphs for role in resolve_graph(cfg, graph).roles)
+    levels: dict[str, tuple[str, str | None]] = {
+        INFERENCE_NAMESPACE: ("privileged", EFA_PSA_REASON) if efa else ("restricted", None)
+    }
+    if cfg.platform.monitoring.enabled:
+        levels[MONITORING_NAMESPACE] = ("privileged", MONITORING_PSA_REASON)
+    return levels
+
+
 def namespaces_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     chart = cdk8s.Chart(app, "platform-namespaces")
-    names = [INFERENCE_NAMESPACE] + ([MONITORING_NAMESPACE] if cfg.platform.monitoring.enabled else [])
-    for name in names:
-        k8s.KubeNamespace(chart, name, metadata=_meta(name))
+    for name, (enforce, reason) in namespace_pod_security(cfg).items():
+        k8s.KubeNamespace(chart, name, metadata=k8s.ObjectMeta(
+            name=name,
+            labels=psa_labels(enforce, reason=reason),
+            annotations={PSA_REASON_ANNOTATION: reason} if reason else None,
+        ))
     return chart
 
 
@@ -125,6 +166,11 @@ def secrets_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
         _synced_secret(
             chart, GRAFANA_ADMIN_SECRET, MONITORING_NAMESPACE,
             [(key, remote, key) for key in (GRAFANA_ADMIN_USER_KEY, GRAFANA_ADMIN_PASSWORD_KEY)],
+        )
+    if cfg.platform.monitoring.alert_webhook:
+        _synced_secret(
+            chart, ALERT_WEBHOOK_SECRET, MONITORING_NAMESPACE,
+            [(ALERT_WEBHOOK_KEY, alert_webhook_secret_name(cfg.cluster.name), None)],
         )
     return chart
 
@@ -317,17 +363,92 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
                 ],
             ),
         )
+    # The Dynamo operator's metrics (its dashboard). The chart declares no container port for
+    # them, so the address is set from the pod IP; `honorLabels` keeps the metrics' own
+    # `namespace` label (the namespace of the resource reconciled, which the dashboard filters).
+    relabel = prom.PodMonitorSpecPodMetricsEndpointsRelabelings
+    prom.PodMonitor(
+        chart,
+        "dynamo-operator",
+        metadata=cdk8s.ApiObjectMetadata(
+            name="dynamo-operator", namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
+        ),
+        spec=prom.PodMonitorSpec(
+            selector=prom.PodMonitorSpecSelector(match_labels={"control-plane": "controller-manager"}),
+            namespace_selector=prom.PodMonitorSpecNamespaceSelector(match_names=[DYNAMO_SYSTEM_NAMESPACE]),
+            pod_metrics_endpoints=[
+                prom.PodMonitorSpecPodMetricsEndpoints(
+                    path="/metrics", interval=interval, honor_labels=True,
+                    relabelings=[
+                        relabel(source_labels=["__meta_kubernetes_pod_container_name"], regex="manager",
+                                action=prom.PodMonitorSpecPodMetricsEndpointsRelabelingsAction.KEEP),
+                        relabel(source_labels=["__meta_kubernetes_pod_ip"], target_label="__address__",
+                                replacement=f"$1:{OPERATOR_METRICS_PORT}"),
+                    ],
+                )
+            ],
+        ),
+    )
+    # Karpenter's controller metrics (launch failures alert); the chart's own ServiceMonitor
+    # stays off, as for DCGM, so labels and selection are ours and tested.
+    prom.ServiceMonitor(
+        chart,
+        "karpenter",
+        metadata=cdk8s.ApiObjectMetadata(
+            name="karpenter", namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
+        ),
+        spec=prom.ServiceMonitorSpec(
+            selector=prom.ServiceMonitorSpecSelector(
+                match_labels={
+                    "app.kubernetes.io/name": "karpenter",
+                    "app.kubernetes.io/instance": KARPENTER_RELEASE,
+                }
+            ),
+            namespace_selector=prom.ServiceMonitorSpecNamespaceSelector(match_names=[KARPENTER_NAMESPACE]),
+            endpoints=[prom.ServiceMonitorSpecEndpoints(port="http-metrics", path="/metrics", interval=interval)],
+        ),
+    )
+    prom.PrometheusRule(
+        chart,
+        "alerts",
+        metadata=cdk8s.ApiObjectMetadata(
+            name=RULE_NAME, namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
+        ),
+        spec=prom.PrometheusRuleSpec(
+            groups=[
+                prom.PrometheusRuleSpecGroups(
+                    name="dynamo-eks",
+                    rules=[
+                        prom.PrometheusRuleSpecGroupsRules(
+                            alert=alert.name,
+                            expr=prom.PrometheusRuleSpecGroupsRulesExpr.from_string(alert.expr),
+                            for_=alert.for_,
+                            labels={"severity": alert.severity},
+                            annotations={"summary": alert.summary, "runbook": alert.runbook},
+                        )
+                        for alert in alerts(cfg)
+                    ],
+                )
+            ]
+        ),
+    )
+    _dashboard(chart, "dashboard", "grafana-dashboard-dynamo", "dynamo.json", dashboard())
+    # Upstream's dashboards (vendored verbatim, fixed for this platform when rendered).
+    for upstream in UPSTREAM_DASHBOARDS:
+        _dashboard(chart, upstream.config_map, upstream.config_map, upstream.file, upstream.model())
+    return chart
+
+
+def _dashboard(chart: cdk8s.Chart, construct_id: str, name: str, key: str, model: dict) -> None:
+    """A ConfigMap the Grafana sidecar provisions as a dashboard (label from the chart values)."""
     k8s.KubeConfigMap(
         chart,
-        "dashboard",
+        construct_id,
         metadata=_meta(
-            "grafana-dashboard-dynamo",
-            MONITORING_NAMESPACE,
-            labels={GRAFANA_DASHBOARD_LABEL[0]: GRAFANA_DASHBOARD_LABEL[1]},
+            name, MONITORING_NAMESPACE, labels={GRAFANA_DASHBOARD_LABEL[0]: GRAFANA_DASHBOARD_LABEL[1]}
         ),
-        data={"dynamo.json": json.dumps(dashboard(), indent=1, sort_keys=True)},
+        data={key: json.dumps(model, indent=1, sort_keys=True)},
     )
-    return chart
 
 
 def build_charts(app: cdk8s.App, cfg: DeploymentConfig, inputs: PlatformInputs) -> PlatformCharts:

@@ -9,6 +9,8 @@ KPS_SUBCHART_KEYS with where they are documented.
 from __future__ import annotations
 
 from config.names import (
+    ALERT_WEBHOOK_KEY,
+    ALERT_WEBHOOK_SECRET,
     EBS_STORAGE_CLASS,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
     GPU_TAINT_KEY,
@@ -26,6 +28,8 @@ MONITOR_SELECTOR_LABELS = {"release": PROMETHEUS_RELEASE}
 GRAFANA_DASHBOARD_LABEL = ("grafana_dashboard", "1")
 GRAFANA_ADMIN_USER_KEY = "admin-user"
 GRAFANA_ADMIN_PASSWORD_KEY = "admin-password"
+# The chart mounts each Secret in alertmanagerSpec.secrets at /etc/alertmanager/secrets/<name>/.
+ALERT_WEBHOOK_URL_FILE = f"/etc/alertmanager/secrets/{ALERT_WEBHOOK_SECRET}/{ALERT_WEBHOOK_KEY}"
 # Karpenter labels every node it launches with the instance type's GPU count.
 GPU_NODE_LABEL = "karpenter.k8s.aws/instance-gpu-count"
 
@@ -34,6 +38,7 @@ KPS_SUBCHART_KEYS = {
     "grafana.affinity": "grafana chart values.yaml (affinity: {})",
     "kube-state-metrics.tolerations": "kube-state-metrics chart values.yaml (tolerations: [])",
     "kube-state-metrics.affinity": "kube-state-metrics chart values.yaml (affinity: {})",
+    "grafana.persistence.enabled": "grafana chart values.yaml (persistence.enabled: false)",
 }
 
 
@@ -60,8 +65,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
         # Fixed object names, so the Dynamo operator's prometheusEndpoint and the
         # port-forward commands need no lookup (config/names.py PROMETHEUS_SERVICE).
         "fullnameOverride": PROMETHEUS_RELEASE,
-        # No receivers are configured; alerts stay visible in Prometheus' /alerts page.
-        "alertmanager": {"enabled": False},
+        "alertmanager": _alertmanager(monitoring),
         # EKS runs the control plane: etcd, scheduler and controller-manager are not
         # scrapable and kube-proxy binds its metrics to localhost, so their targets (and
         # alerts) would be permanently down.
@@ -99,6 +103,10 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
                 "podMonitorSelectorNilUsesHelmValues": False,
                 "podMonitorSelector": selector,
                 "podMonitorNamespaceSelector": {},
+                # Our PrometheusRule (monitoring_chart) carries the same label.
+                "ruleSelectorNilUsesHelmValues": False,
+                "ruleSelector": selector,
+                "ruleNamespaceSelector": {},
             }
         },
         "grafana": {
@@ -109,17 +117,52 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
                 "userKey": GRAFANA_ADMIN_USER_KEY,
                 "passwordKey": GRAFANA_ADMIN_PASSWORD_KEY,
             },
+            # Stateless by design: every dashboard is a ConfigMap the sidecar provisions, the
+            # Prometheus datasource is provisioned by the chart and the login comes from the
+            # synced secret, so a new Grafana pod rebuilds everything and no volume is needed.
+            # UI edits to provisioned dashboards cannot be saved (change the code instead).
+            "persistence": {"enabled": False},
             "sidecar": {
                 "dashboards": {
                     "enabled": True,
                     "label": GRAFANA_DASHBOARD_LABEL[0],
                     "labelValue": GRAFANA_DASHBOARD_LABEL[1],
                     "searchNamespace": "ALL",
-                }
+                    "provider": {"allowUiUpdates": False},
+                },
+                "datasources": {"enabled": True, "defaultDatasourceEnabled": True},
             },
             **_system(),
         },
         "kube-state-metrics": _system(),
+    }
+
+
+def _alertmanager(monitoring: MonitoringConfig) -> dict:
+    """Alertmanager on; alerts go to the webhook from Secrets Manager when configured, else
+    to the chart's `null` receiver (visible in the Alertmanager UI, sent nowhere). The URL is
+    read from the mounted Secret (`url_file`), so it is in no template or Helm value."""
+    receivers: list[dict] = [{"name": "null"}]
+    if monitoring.alert_webhook:
+        receivers.append(
+            {"name": "webhook",
+             "webhook_configs": [{"url_file": ALERT_WEBHOOK_URL_FILE, "send_resolved": True}]}
+        )
+    return {
+        "enabled": True,
+        "config": {
+            "route": {
+                "receiver": "webhook" if monitoring.alert_webhook else "null",
+                "group_by": ["alertname", "graph", "namespace"],
+                # The chart's always-firing Watchdog proves the pipeline; it pages nobody.
+                "routes": [{"matchers": ['alertname = "Watchdog"'], "receiver": "null"}],
+            },
+            "receivers": receivers,
+        },
+        "alertmanagerSpec": {
+            **_system(),
+            "secrets": [ALERT_WEBHOOK_SECRET] if monitoring.alert_webhook else [],
+        },
     }
 
 

@@ -15,6 +15,7 @@ from config.names import (
     EXTERNAL_SECRETS_NAMESPACE,
     EXTERNAL_SECRETS_RELEASE,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
+    alert_webhook_secret_name,
     grafana_admin_secret_name,
     hf_token_secret_name,
 )
@@ -38,6 +39,7 @@ class PlatformSecrets(Construct):
         cluster: eks.ICluster,
         cluster_name: str,
         grafana: bool,
+        alert_webhook: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
 
@@ -71,6 +73,20 @@ class PlatformSecrets(Construct):
                 removal_policy=RemovalPolicy.DESTROY,
             )
             readable.append(self.grafana_admin.secret_arn)
+
+        # Alertmanager's webhook URL (it carries a token, so it is a secret): created empty,
+        # like the HF token; the user stores the URL (README "Alerts").
+        self.alert_webhook: secretsmanager.CfnSecret | None = None
+        if alert_webhook:
+            self.alert_webhook = secretsmanager.CfnSecret(
+                self,
+                "AlertWebhook",
+                name=alert_webhook_secret_name(cluster_name),
+                description=f"Alertmanager webhook URL for {cluster_name} "
+                "(set with aws secretsmanager put-secret-value)",
+            )
+            self.alert_webhook.apply_removal_policy(RemovalPolicy.DESTROY)
+            readable.append(self.alert_webhook.ref)
 
         self.role = pod_identity_role(self, "ExternalSecretsRole")
         self.role.add_to_policy(

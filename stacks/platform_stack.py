@@ -55,7 +55,8 @@ class PlatformStack(Stack):
             removal_policy=removal_policy,
         )
         self.secrets = PlatformSecrets(
-            self, "Secrets", cluster=cluster, cluster_name=cfg.cluster.name, grafana=monitoring.enabled
+            self, "Secrets", cluster=cluster, cluster_name=cfg.cluster.name, grafana=monitoring.enabled,
+            alert_webhook=monitoring.alert_webhook,
         )
 
         charts = build_charts(
@@ -117,6 +118,14 @@ class PlatformStack(Stack):
                 "Grafana reads its admin password only when its database is initialised; a "
                 "rotated secret would not change the login. Grafana is reachable only "
                 "through kubectl port-forward (ClusterIP service).",
+            )
+        if self.secrets.alert_webhook is not None:
+            acknowledge(
+                self.secrets.alert_webhook,
+                "AwsSolutions::AwsSolutions-SMG4",
+                "The alert webhook URL is issued by the receiving service (its token cannot be "
+                "rotated by a Secrets Manager rotation Lambda); users replace it with "
+                "put-secret-value and External Secrets picks the new value up within an hour.",
             )
 
     def _outputs(self, cfg: DeploymentConfig) -> None:

@@ -78,9 +78,13 @@ def _namespace_selected(selector: dict, namespace: str) -> bool:
 def test_every_monitor_is_selected_by_our_prometheus(objects):
     spec = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)["prometheus"]["prometheusSpec"]
     monitors = by_kind(objects, "PodMonitor") + by_kind(objects, "ServiceMonitor")
-    assert len(monitors) == 4  # frontend, worker, planner pods + the DCGM exporter service
+    # frontend, worker, planner, KVBM, operator pods + the DCGM and Karpenter services; the alert rules
+    monitors += by_kind(objects, "PrometheusRule")
+    assert len(monitors) == 8
     for monitor in monitors:
-        kind = "podMonitor" if monitor["kind"] == "PodMonitor" else "serviceMonitor"
+        kind = {"PodMonitor": "podMonitor", "ServiceMonitor": "serviceMonitor", "PrometheusRule": "rule"}[
+            monitor["kind"]
+        ]
         meta = monitor["metadata"]
         assert _matches(spec[f"{kind}Selector"], meta.get("labels", {})), meta["name"]
         assert _namespace_selected(spec[f"{kind}NamespaceSelector"], meta["namespace"]), meta["name"]
@@ -93,10 +97,12 @@ def test_selection_check_would_catch_the_seed_bug():
 
 def test_dynamo_pod_monitors_use_the_operator_labels_and_ports(objects):
     monitors = {m["metadata"]["name"]: m["spec"] for m in by_kind(objects, "PodMonitor")}
+    monitors.pop("dynamo-operator")  # the operator's own pod, tests/test_scrape_coverage.py
     expected = {
         "frontend": (["frontend"], "http"),
         "worker": (["worker", "prefill", "decode"], "system"),
         "planner": (["planner"], "metrics"),
+        "kvbm": (["worker", "prefill"], "kvbm-metrics"),
     }
     assert set(monitors) == {f"dynamo-{component}" for component in expected}
     for component, (types, port) in expected.items():
@@ -165,11 +171,17 @@ def test_prometheus_keeps_its_data_on_an_encrypted_gp3_volume(objects):
     assert retained["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
-def test_dashboard_config_map_is_picked_up_by_the_sidecar(objects):
-    (config_map,) = by_kind(objects, "ConfigMap")
-    assert config_map["metadata"]["namespace"] == MONITORING_NAMESPACE
-    assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
-    assert "dynamo.json" in config_map["data"]
+def test_dashboard_config_maps_are_picked_up_by_the_sidecar(objects):
+    config_maps = {c["metadata"]["name"]: c for c in by_kind(objects, "ConfigMap")}
+    assert set(config_maps) == {
+        "grafana-dashboard-dynamo", "grafana-dashboard-dynamo-kvbm", "grafana-dashboard-dynamo-operator"
+    }
+    for config_map in config_maps.values():
+        assert config_map["metadata"]["namespace"] == MONITORING_NAMESPACE
+        assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
+        ((key, text),) = config_map["data"].items()
+        assert key.endswith(".json") and json.loads(text)["uid"]
+    assert "dynamo.json" in config_maps["grafana-dashboard-dynamo"]["data"]
 
 
 def test_monitoring_off_renders_no_monitoring_objects(cfg):
@@ -178,7 +190,7 @@ def test_monitoring_off_renders_no_monitoring_objects(cfg):
     )
     objects = render(cfg.model_copy(update={"platform": platform}))
     kinds = {o["kind"] for o in objects}
-    assert not kinds & {"PodMonitor", "ServiceMonitor", "ConfigMap"}
+    assert not kinds & {"PodMonitor", "ServiceMonitor", "ConfigMap", "PrometheusRule"}
     assert [o["metadata"]["name"] for o in by_kind(objects, "ExternalSecret")] == [HF_TOKEN_SECRET]
     assert validate_all(objects) == []
 
@@ -204,7 +216,13 @@ def test_prefetch_job_is_bounded_and_uses_the_token_and_cache():
     assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]
     assert container["envFrom"] == [{"secretRef": {"name": HF_TOKEN_SECRET}}]
-    assert pod["volumes"] == [{"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}}]
+    # The model cache, plus emptyDirs where the program writes (read-only root filesystem).
+    assert pod["volumes"] == [
+        {"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}},
+        {"emptyDir": {}, "name": "tmp"},
+        {"emptyDir": {}, "name": "home"},
+    ]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert job["metadata"]["namespace"] == INFERENCE_NAMESPACE
 
 
@@ -304,6 +322,8 @@ def test_monitors_give_the_planner_its_dynamo_namespace_label(objects):
     label = "dynamo_namespace"
     assert f"container.metric.{label} == self.dynamo_namespace" in planner_source
     for monitor in by_kind(objects, "PodMonitor"):
+        if monitor["metadata"]["name"] == "dynamo-operator":
+            continue  # the operator is not a Dynamo graph component
         (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
         assert endpoint["honorLabels"] is True, monitor["metadata"]["name"]
         assert {"sourceLabels": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_namespace"],

@@ -73,3 +73,13 @@ def test_external_secrets_service_account_matches_the_pod_identity_association()
     values = external_secrets_values()
     assert values["installCRDs"] is True
     assert values["serviceAccount"] == {"create": True, "name": "external-secrets"}
+
+
+def test_grafana_is_stateless_by_design():
+    """No volume: dashboards, datasource and login are all provisioned, so a new pod loses nothing
+    but ad-hoc UI state (which cannot be saved on provisioned dashboards)."""
+    grafana = kube_prometheus_stack_values(MonitoringConfig(), retain_data=False)["grafana"]
+    assert grafana["persistence"] == {"enabled": False}
+    assert grafana["sidecar"]["dashboards"]["provider"]["allowUiUpdates"] is False
+    assert grafana["sidecar"]["datasources"] == {"enabled": True, "defaultDatasourceEnabled": True}
+    assert grafana["admin"]["existingSecret"] == GRAFANA_ADMIN_SECRET

@@ -2,25 +2,20 @@
 
 Labels it relies on are added by our monitors (k8s_charts/platform_charts.py): `graph` (the
 DynamoGraphDeployment) on Dynamo metrics and `node` on DCGM metrics. Every metric name in a
-query must be listed in metric_names.yaml next to it (tests/test_dashboard.py).
+query must be one the pinned exporters export (k8s_charts/dashboards/exported_metrics.py,
+tests/test_metric_names.py). Upstream's dashboards are provisioned beside it
+(upstream_dashboards.py); this one covers what upstream publishes nothing for here:
+frontend, workers and GPUs per graph.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
-METRIC_NAMES_FILE = Path(__file__).with_name("metric_names.yaml")
 DASHBOARD_UID = "dynamo-eks-overview"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
 GRAPH = 'graph=~"$graph"'
-
-
-def known_metrics() -> dict[str, dict]:
-    return yaml.safe_load(METRIC_NAMES_FILE.read_text())["metrics"]
 
 
 @dataclass(frozen=True)
@@ -128,11 +123,10 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             Panel(
                 "KV-cache usage per worker",
                 "Fraction of each worker's GPU KV-cache blocks in use (0-1 despite the metric "
-                "name). Falls back to the pre-1.0 metric name.",
+                "name; Dynamo 1.6.1 kvstats GPU_CACHE_USAGE_PERCENT).",
                 (
                     Query(
-                        f"max by (graph, pod) (dynamo_component_gpu_cache_usage_percent{{{GRAPH}}}"
-                        f" or dynamo_component_kvstats_gpu_cache_usage_percent{{{GRAPH}}})",
+                        f"max by (graph, pod) (dynamo_component_gpu_cache_usage_percent{{{GRAPH}}})",
                         "{{graph}} {{pod}}",
                     ),
                 ),

@@ -35,6 +35,7 @@ MODULES = {
     "prometheus_operator": [
         CRDS / "prometheus-operator" / "crd-podmonitors.yaml",
         CRDS / "prometheus-operator" / "crd-servicemonitors.yaml",
+        CRDS / "prometheus-operator" / "crd-prometheusrules.yaml",
     ],
 }
 KEEP_PROVIDERS = {"aws"}
