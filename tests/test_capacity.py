@@ -14,13 +14,9 @@ from config.catalog.models import MODELS, find_model
 from plan import load_config
 from plan.capacity import GB, GIB, RESERVE_GIB, fit_role, parallelism_problem, plan_graph
 from tests.conftest import REPO
+from tests.tools.configs import MINIMAL
 
-BASE = {
-    "environment": "dev",
-    "region": "us-west-2",
-    "network": {"availability_zones": ["us-west-2a", "us-west-2b"]},
-    "cluster": {"name": "dynamo-dev"},
-}
+BASE = MINIMAL
 
 
 def write(tmp_path, *graphs: dict):

@@ -16,23 +16,16 @@ import cdk8s
 import pytest
 from pydantic import ValidationError
 
-from config.environments import environment_configs
 from config.schema import DeploymentConfig
 from k8s_charts import graphs as graph_charts
-from plan import load_config, plan_problems
+from plan import plan_problems
 from tests.ops_dynamo_support import require_dynamo_venv
-from tests.tools.configs import all_configs
+from tests.tools.configs import MINIMAL, shipped_configs
 from tests.tools.synth import REPO
 
 pytestmark = pytest.mark.xdist_group("dynamo-contract")
 RUNNER = REPO / "tests" / "tools" / "dynamo_contract.py"
-EXAMPLE_GRAPHS = sorted((REPO / "config" / "examples" / "graphs").glob("*.yaml"))
-BASE = {
-    "environment": "dev",
-    "region": "us-west-2",
-    "network": {"availability_zones": ["us-west-2a", "us-west-2b"]},
-    "cluster": {"name": "dynamo-dev"},
-}
+BASE = MINIMAL
 
 
 def containers_of(dgd: dict) -> list[tuple[str, dict]]:
@@ -80,17 +73,6 @@ def refusals(results: dict[str, dict]) -> list[str]:
 
 
 # -- every shipped config ------------------------------------------------------------------------
-
-
-def shipped_configs() -> list[tuple[str, DeploymentConfig]]:
-    found = []
-    for path in [*all_configs(), *EXAMPLE_GRAPHS]:
-        cfg = load_config(path)
-        if cfg.pipeline is None:
-            found.append((path.stem, cfg))
-        else:
-            found.extend((f"{path.stem}/{env.environment}", env) for _, env in environment_configs(cfg, path))
-    return found
 
 
 def test_every_shipped_graph_is_accepted_by_dynamo():

@@ -12,15 +12,10 @@ from config.karpenter import KARPENTER_VM_MEMORY_OVERHEAD, karpenter_memory_gib
 from k8s_charts.registry import render
 from plan import load_config
 from plan.pools import resolve_pool_limits
-from tests.tools.configs import all_configs
+from tests.tools.configs import MINIMAL, all_configs
 from tests.tools.synth import REPO
 
-BASE = {
-    "environment": "dev",
-    "region": "us-west-2",
-    "network": {"availability_zones": ["us-west-2a", "us-west-2b"]},
-    "cluster": {"name": "dynamo-dev"},
-}
+BASE = MINIMAL
 MULTINODE = REPO / "config" / "examples" / "graphs" / "vllm-multinode-405b-p5-efa.yaml"
 EXAMPLES = sorted((REPO / "config" / "examples" / "graphs").glob("*.yaml"))
 

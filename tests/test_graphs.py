@@ -23,15 +23,11 @@ from k8s_charts.registry import render
 from plan import load_config, plan_problems
 from plan.graphs import has_multinode
 from tests.conftest import DEFAULT_CONFIG, REPO
+from tests.tools.configs import MINIMAL
 from tests.tools.k8s_schema import schema_errors
 
 EXAMPLES = sorted((REPO / "config" / "examples" / "graphs").glob("*.yaml"))
-BASE = {
-    "environment": "dev",
-    "region": "us-west-2",
-    "network": {"availability_zones": ["us-west-2a", "us-west-2b"]},
-    "cluster": {"name": "dynamo-dev"},
-}
+BASE = MINIMAL
 
 
 @functools.cache

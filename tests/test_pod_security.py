@@ -9,33 +9,21 @@ import functools
 
 import pytest
 
-from config.environments import environment_configs
 from config.names import INFERENCE_NAMESPACE
 from config.schema import DeploymentConfig
 from k8s_charts.graphs import EFA_RESOURCE
 from k8s_charts.pod_security import EFA_CAPABILITIES, IMAGE_UID, PSA_PREFIX, SCRATCH_DIRS
 from k8s_charts.registry import render
-from plan import load_config
-from tests.tools.configs import all_configs
+from tests.tools.configs import shipped_configs
 from tests.tools.pod_security_standards import pod_specs, restricted_violations
-from tests.tools.synth import REPO
 
-EXAMPLE_GRAPHS = sorted((REPO / "config" / "examples" / "graphs").glob("*.yaml"))
 # Pods that cannot meet restricted, and why. EFA workers: libfabric pins memory for RDMA,
 # so they add IPC_LOCK, which restricted (and baseline) forbid.
 EXCEPTIONS = {"efa": f"EFA worker: adds {list(EFA_CAPABILITIES)} for libfabric's memory registration"}
 
 
-@functools.cache
-def shipped() -> list[tuple[str, DeploymentConfig]]:
-    found = []
-    for path in [*all_configs(), *EXAMPLE_GRAPHS]:
-        cfg = load_config(path)
-        if cfg.pipeline is None:
-            found.append((path.stem, cfg))
-        else:
-            found.extend((f"{path.stem}/{env.environment}", env) for _, env in environment_configs(cfg, path))
-    return found
+def shipped() -> tuple[tuple[str, DeploymentConfig], ...]:
+    return shipped_configs()
 
 
 @functools.cache
