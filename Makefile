@@ -40,7 +40,7 @@ help:
 	@echo "  make synth [CONFIG=path]        set up, validate the config, cdk synth (with cdk-nag) into cdk.out/"
 	@echo "  make validate [CONFIG=path]     only validate a config file"
 	@echo "  make plan [CONFIG=path] [GRAPH=name]  GPUs, nodes, KV-cache room and cost per graph"
-	@echo "  make manifests [CONFIG=path]    render the cdk8s charts to dist/manifests/<environment>/ (every environment of a pipeline config)"
+	@echo "  make manifests [CONFIG=path]    render the cdk8s charts to dist/manifests/<config>/<environment>/"
 	@echo "  make rehearse [CONFIG=path] [GRAPH=name] [KEEP=1]  run a graph's topology on real Dynamo + mocker locally and smoke it; KEEP=1 keeps it up on 127.0.0.1"
 	@echo "  make smoke URL=url | GRAPH=name  smoke-test any frontend, or a deployed graph through kubectl port-forward"
 	@echo "Deploying (AWS credentials: AWS_PROFILE=...):"
@@ -127,8 +127,9 @@ BASE ?=
 review: setup
 	@$(PY) -m ops review --config $(CONFIG) $(if $(BASE),--base $(BASE))
 
+# One folder per config file, so rendering another config never overwrites this one's.
 manifests: $(VENV)/.stamp-synth
-	@$(PY) -m ops manifests --config $(CONFIG) --out dist/manifests
+	@$(PY) -m ops manifests --config $(CONFIG) --out dist/manifests/$(basename $(notdir $(CONFIG)))
 
 plan: $(VENV)/.stamp-synth
 	@$(PY) -m ops plan --config $(CONFIG) $(if $(GRAPH),--graph $(GRAPH))
