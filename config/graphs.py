@@ -10,12 +10,13 @@ capacity) is resolved once in plan/ (`plan.load_config`, `plan.resolve`).
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from config.base import INSTANCE_TYPE, MODEL_ID, DnsLabel, StrictModel
+from config.base import INSTANCE_TYPE, MODEL_ID, DnsLabel, Ipv4Cidr, StrictModel
 from config.catalog.dynamo_parsers import REASONING_PARSERS
 from config.catalog.models import ModelSpec, find_model, reasoning_parser_for
 from config.versions import DYNAMO
@@ -58,6 +59,44 @@ class WorkerRoleConfig(StrictModel):
 
 class FrontendConfig(StrictModel):
     replicas: int = Field(default=1, ge=1, le=16, description="Frontend (OpenAI API) pods.")
+
+
+ALL_NAMESPACES = "*"
+
+
+class FrontendIngressConfig(StrictModel):
+    """Who may open the frontend's port (the graph's NetworkPolicy, k8s_charts/network_policies.py)."""
+
+    namespaces: list[str] = Field(
+        default_factory=lambda: [ALL_NAMESPACES],
+        description="Namespaces whose pods may call the frontend; [\"*\"] = every namespace of the "
+        "cluster (the default), [] = none.",
+    )
+    cidrs: list[Ipv4Cidr] = Field(
+        default_factory=list,
+        description="Address ranges (e.g. a VPC's, for a load balancer sending to pod IPs) that "
+        "may call the frontend; default none.",
+    )
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, value: list[str]) -> list[str]:
+        if ALL_NAMESPACES in value and len(value) > 1:
+            raise ValueError('"*" already means every namespace; list either "*" or namespace names')
+        for name in value:
+            if name != ALL_NAMESPACES and not _NAMESPACE.match(name):
+                raise ValueError(f"'{name}' is not a namespace name (DNS-1123 label, at most 63 characters)")
+        return value
+
+    @field_validator("cidrs")
+    @classmethod
+    def _not_everywhere(cls, value: list[str]) -> list[str]:
+        if any(cidr.endswith("/0") for cidr in value):
+            raise ValueError("a /0 range opens the frontend to every address; list the ranges clients come from")
+        return value
+
+
+_NAMESPACE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class PlannerConfig(StrictModel):
@@ -249,6 +288,10 @@ class GraphConfig(StrictModel):
     instance_type: str | None = Field(None, description="EC2 instance type of every worker role.")
     efa: bool | None = Field(None, description="EFA for KV transfer; null = on when the node pool is an EFA pool.")
     frontend: FrontendConfig = Field(FrontendConfig(), description="The OpenAI-compatible frontend.")
+    frontend_ingress: FrontendIngressConfig = Field(
+        FrontendIngressConfig(),
+        description="Where the frontend's port may be reached from inside the cluster (NetworkPolicy).",
+    )
     worker: WorkerRoleConfig | None = Field(None, description="Workers of agg / agg_router graphs.")
     prefill: WorkerRoleConfig | None = Field(None, description="Prefill workers (disagg*, multinode).")
     decode: WorkerRoleConfig | None = Field(None, description="Decode workers (disagg*, multinode).")

@@ -36,6 +36,7 @@ from k8s_charts.dynamo_graph import (
     Multinode,
     ScalingAdapter,
 )
+from k8s_charts.network_policies import COMPONENT_LABEL, GRAPH_LABEL, graph_network_policies
 from k8s_charts.pod_security import (
     EFA_CAPABILITIES,
     container_security_context,
@@ -57,6 +58,9 @@ KVBM_DISK_PATH = "/kvbm-disk"
 # its default (DYN_KVBM_METRICS_PORT, kvbm 1.6.1), named for the `kvbm` PodMonitor.
 KVBM_METRICS_PORT = 6880
 KVBM_METRICS_PORT_NAME = "kvbm-metrics"
+# Workers' system port (DYN_SYSTEM_PORT, set by the operator), scraped as `system`
+# (k8s_charts/platform_charts.py DYNAMO_MONITORS, upstream's "Set Up Metrics Collection").
+WORKER_SYSTEM_PORT = 9090
 # The runtime image of each engine: the same names our image build produces.
 RUNTIME_IMAGES = BUILD_FRAMEWORKS
 
@@ -102,6 +106,13 @@ def graph_chart(
     if graph.planner.enabled:
         components.append(planner_component(cfg, graph, inputs))
     components.extend(worker_component(cfg, graph, role, inputs) for role in resolved.roles)
+    # First in the manifest: the graph's pods start with their allowed flows in place.
+    graph_network_policies(
+        chart,
+        graph,
+        frontend_port=FRONTEND_SERVICE_PORT,
+        metrics_ports=metrics_ports(graph, resolved) if cfg.platform.monitoring.enabled else None,
+    )
     DynamoGraphDeployment(
         chart,
         "graph",
@@ -126,6 +137,23 @@ def graph_chart(
             timeout_minutes=cache.prefetch_timeout_minutes,
         )
     return chart
+
+
+def runs_kvbm(graph: GraphConfig, role: WorkerRole) -> bool:
+    """KVBM offload (and its metrics port): vLLM and TRT-LLM workers that keep KV, not decode."""
+    offload = graph.kv_offload
+    return offload.enabled and graph.backend in ("vllm", "trtllm") and role.disaggregation_mode != "decode"
+
+
+def metrics_ports(graph: GraphConfig, resolved: ResolvedGraph) -> dict[str, list[int]]:
+    """Component -> the ports monitoring scrapes on its pods (DYNAMO_MONITORS)."""
+    ports = {"frontend": [FRONTEND_SERVICE_PORT]}
+    if graph.planner.enabled:
+        ports["planner"] = [PLANNER_METRICS_PORT]
+    for placed in resolved.roles:
+        role = placed.role
+        ports[role.name] = [WORKER_SYSTEM_PORT, *([KVBM_METRICS_PORT] if runs_kvbm(graph, role) else [])]
+    return ports
 
 
 # -- images ----------------------------------------------------------------------------
@@ -170,8 +198,9 @@ def _q(value: str | int) -> k8s.Quantity:
     return k8s.Quantity.from_string(str(value))
 
 
-def _pod_labels(graph: GraphConfig) -> dict[str, str]:
-    return {"app.kubernetes.io/part-of": "dynamo-eks", "dynamo-eks/graph": graph.name}
+def _pod_labels(graph: GraphConfig, component: str) -> dict[str, str]:
+    # The network policies (k8s_charts/network_policies.py) select on these two.
+    return {"app.kubernetes.io/part-of": "dynamo-eks", GRAPH_LABEL: graph.name, COMPONENT_LABEL: component}
 
 
 # -- components --------------------------------------------------------------------------
@@ -197,7 +226,7 @@ def frontend_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphI
         type="frontend",
         replicas=graph.frontend.replicas,
         pod_template=k8s.PodTemplateSpec(
-            metadata=k8s.ObjectMeta(labels=_pod_labels(graph)),
+            metadata=k8s.ObjectMeta(labels=_pod_labels(graph, "frontend")),
             spec=k8s.PodSpec(
                 containers=[container],
                 volumes=[_cache_volume(), *scratch_volumes()],
@@ -224,7 +253,7 @@ def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphIn
         type="planner",
         replicas=1,
         pod_template=k8s.PodTemplateSpec(
-            metadata=k8s.ObjectMeta(labels=_pod_labels(graph)),
+            metadata=k8s.ObjectMeta(labels=_pod_labels(graph, "planner")),
             spec=k8s.PodSpec(
                 containers=[container], volumes=scratch_volumes(), security_context=pod_security_context()
             ),
@@ -274,7 +303,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
     requests: dict[str, k8s.Quantity] = {"ephemeral-storage": _q("2Gi")}
     limits: dict[str, k8s.Quantity] = {}
     offload = graph.kv_offload
-    kvbm = offload.enabled and graph.backend in ("vllm", "trtllm") and role.disaggregation_mode != "decode"
+    kvbm = runs_kvbm(graph, role)
     if kvbm and offload.disk_cache_gb:
         volumes.append(k8s.Volume(
             name="kvbm-disk",
@@ -346,7 +375,7 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
         replicas=None if graph.planner.enabled else config.replicas,
         pod_template=k8s.PodTemplateSpec(
             metadata=k8s.ObjectMeta(
-                labels={**_pod_labels(graph), **({KV_PEER_LABEL: graph.name} if affinity else {})}
+                labels={**_pod_labels(graph, role.name), **({KV_PEER_LABEL: graph.name} if affinity else {})}
             ),
             spec=spec,
         ),

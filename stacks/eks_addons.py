@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnResource
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
@@ -45,11 +47,18 @@ class EksAddons(Construct):
             "aws-efs-csi-driver": ("efs-csi-controller-sa", self.efs_csi_role),
             "aws-ebs-csi-driver": ("ebs-csi-controller-sa", self.ebs_csi_role),
         }
-        configuration = {
+        configuration: dict[str, dict[str, Any]] = {
             # The teardown guard finds this cluster's volumes by this tag.
             "aws-ebs-csi-driver": {
                 "controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: cluster_name}}
             },
+            # NetworkPolicy enforcement (the VPC CNI's network policy agent; every graph renders
+            # default-deny ingress plus its flows, k8s_charts/network_policies.py). The key and
+            # its string value are the add-on schema's: EKS User Guide, "Configure your cluster
+            # for Kubernetes network policies"
+            # (docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html:
+            # --configuration-values '{"enableNetworkPolicy": "true"}'), add-on v1.14.0 and later.
+            "vpc-cni": {"enableNetworkPolicy": "true"},
         }
 
         for name in _BEFORE_NODES + _AFTER_NODES:

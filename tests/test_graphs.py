@@ -96,7 +96,7 @@ def test_default_is_one_disagg_router_graph():
 def test_make_manifests_renders_graphs():
     cfg = load_config(DEFAULT_CONFIG)
     kinds = [o["kind"] for o in render(cfg)["graphs"]]
-    assert kinds == ["DynamoGraphDeployment", "Job"]
+    assert kinds == ["NetworkPolicy"] * 6 + ["DynamoGraphDeployment", "Job"]
 
 
 # -- upstream semantics per topology -------------------------------------------------------
@@ -316,8 +316,8 @@ def test_mocker_hello_world_needs_no_gpu():
     assert main(worker)["image"] == "nvcr.io/nvidia/ai-dynamo/dynamo-planner:1.6.1"
     assert "nvidia.com/gpu" not in json.dumps(worker)
     assert "backendFramework" not in dgd["spec"]
-    assert [o["kind"] for o in rendered(REPO / "config/examples/graphs/mocker-hello-world.yaml")] == [
-        "DynamoGraphDeployment"]  # no weights to prefetch
+    kinds = [o["kind"] for o in rendered(REPO / "config/examples/graphs/mocker-hello-world.yaml")]
+    assert [k for k in kinds if k != "NetworkPolicy"] == ["DynamoGraphDeployment"]  # no weights to prefetch
 
 
 def test_every_gpu_worker_has_the_basics():
