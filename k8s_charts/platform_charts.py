@@ -20,6 +20,7 @@ from config.names import (
     DCGM_EXPORTER_RELEASE,
     DYNAMO_SYSTEM_NAMESPACE,
     EBS_STORAGE_CLASS,
+    EXTERNAL_SECRETS_NAMESPACE,
     GRAFANA_ADMIN_SECRET,
     HF_TOKEN_KEY,
     HF_TOKEN_SECRET,
@@ -104,6 +105,12 @@ MONITORING_PSA_REASON = (
     "kube-prometheus-stack's prometheus-node-exporter DaemonSet (enabled by default) uses "
     "hostNetwork, hostPID and hostPath mounts of / and /proc, which only privileged admits"
 )
+DYNAMO_SYSTEM_PSA_REASON = (
+    "dynamo-platform documents no Pod Security level, and its bundled NATS chart sets no "
+    "securityContext (no runAsNonRoot, seccompProfile or dropped capabilities), which "
+    "restricted requires; none of its pods asks for host namespaces, hostPath or privilege, "
+    "which baseline forbids"
+)
 EFA_PSA_REASON = (
     "EFA workers add IPC_LOCK (libfabric memory registration), outside even baseline's "
     "capability list, so only privileged admits them"
@@ -111,12 +118,21 @@ EFA_PSA_REASON = (
 
 
 def namespace_pod_security(cfg: DeploymentConfig) -> dict[str, tuple[str, str | None]]:
-    """Namespace -> (enforce level, reason when below restricted)."""
+    """Namespace -> (enforce level, reason when below restricted), for every namespace we cause
+    to exist. The Helm releases installed into them (Dynamo platform, External Secrets,
+    kube-prometheus-stack, DCGM exporter) do not create them but wait for this chart
+    (stacks/platform_stack.py). kube-system (Karpenter, device plugins) is EKS's, not ours."""
     from plan.resolve import resolve_graph
 
     efa = any(role.efa for graph in cfg.graphs for role in resolve_graph(cfg, graph).roles)
     levels: dict[str, tuple[str, str | None]] = {
-        INFERENCE_NAMESPACE: ("privileged", EFA_PSA_REASON) if efa else ("restricted", None)
+        INFERENCE_NAMESPACE: ("privileged", EFA_PSA_REASON) if efa else ("restricted", None),
+        DYNAMO_SYSTEM_NAMESPACE: ("baseline", DYNAMO_SYSTEM_PSA_REASON),
+        # The chart's controller, webhook and cert controller all default to restricted's
+        # securityContext (non-root uid 1000, no privilege escalation, drop ALL, read-only
+        # root, RuntimeDefault seccomp: external-secrets deploy/charts/external-secrets/
+        # values.yaml), and external_secrets_values() does not override it.
+        EXTERNAL_SECRETS_NAMESPACE: ("restricted", None),
     }
     if cfg.platform.monitoring.enabled:
         levels[MONITORING_NAMESPACE] = ("privileged", MONITORING_PSA_REASON)

@@ -166,8 +166,21 @@ def _alertmanager(monitoring: MonitoringConfig) -> dict:
     }
 
 
-def dcgm_exporter_values() -> dict:
-    return {
+# Bottlerocket's NVIDIA runtime honours NVIDIA_VISIBLE_DEVICES only for containers it counts as
+# privileged (visible-devices-envvar-when-unprivileged defaults to false; bottlerocket.dev
+# .../api/settings/nvidia-container-runtime), and DCGM requests no nvidia.com/gpu, so it gets
+# no device mounts. The toolkit counts CAP_SYS_ADMIN in the bounding set as privileged, and the
+# chart adds SYS_ADMIN by default (NVIDIA/dcgm-exporter deployment/values.yaml
+# `securityContext`); with it DCGM initialises on Bottlerocket (maintainer and reporter in
+# bottlerocket-os/bottlerocket#3992). So on Bottlerocket we ask for every GPU explicitly
+# (`extraEnv`) and keep the chart's SYS_ADMIN, rather than turning on the node-wide
+# visible-devices-envvar-when-unprivileged, which would give all GPUs to any pod on the node
+# that requests none but carries NVIDIA_VISIBLE_DEVICES=all (CUDA base images do).
+DCGM_BOTTLEROCKET_ENV = [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]
+
+
+def dcgm_exporter_values(*, bottlerocket: bool = False) -> dict:
+    values: dict = {
         # Our own ServiceMonitor (`monitoring_chart` in k8s_charts/platform_charts.py) replaces
         # the chart's, so its labels and relabelings are validated and tested with the rest.
         "serviceMonitor": {"enabled": False},
@@ -186,3 +199,6 @@ def dcgm_exporter_values() -> dict:
             }
         },
     }
+    if bottlerocket:
+        values["extraEnv"] = DCGM_BOTTLEROCKET_ENV
+    return values

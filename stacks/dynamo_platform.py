@@ -26,7 +26,10 @@ class DynamoPlatform(Construct):
             version=versions.DYNAMO,
             release=DYNAMO_PLATFORM_RELEASE,
             namespace=DYNAMO_SYSTEM_NAMESPACE,
-            create_namespace=True,
+            # The namespace, with its Pod Security labels, is the Platform stack's namespaces
+            # chart (k8s_charts/platform_charts.py namespace_pod_security); the release waits
+            # for it and is deleted before it.
+            create_namespace=False,
             values=values.to_helm(),
             # The Inference stack applies DynamoGraphDeployments right after this stack:
             # the operator, its CRDs and its admission webhook must be serving by then.

@@ -21,6 +21,7 @@ class Observability(Construct):
         cluster: eks.ICluster,
         monitoring: MonitoringConfig,
         retain_data: bool,
+        bottlerocket: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self.prometheus_stack = eks.HelmChart(
@@ -32,6 +33,8 @@ class Observability(Construct):
             version=versions.KUBE_PROMETHEUS_STACK,
             release=PROMETHEUS_RELEASE,
             namespace=MONITORING_NAMESPACE,
+            # The namespace (Pod Security labels) is the Platform stack's namespaces chart.
+            create_namespace=False,
             values=kube_prometheus_stack_values(monitoring, retain_data=retain_data),
             # Grafana waits for its admin secret; PodMonitors need the CRDs this installs.
             wait=True,
@@ -48,7 +51,8 @@ class Observability(Construct):
                 version=versions.DCGM_EXPORTER,
                 release=DCGM_EXPORTER_RELEASE,
                 namespace=MONITORING_NAMESPACE,
-                values=dcgm_exporter_values(),
+                create_namespace=False,
+                values=dcgm_exporter_values(bottlerocket=bottlerocket),
                 # A DaemonSet on GPU nodes only: with no GPU node yet there is nothing to
                 # wait for.
                 wait=False,

@@ -112,7 +112,8 @@ class PlatformSecrets(Construct):
             version=versions.EXTERNAL_SECRETS,
             release=EXTERNAL_SECRETS_RELEASE,
             namespace=EXTERNAL_SECRETS_NAMESPACE,
-            create_namespace=True,
+            # Namespace (with Pod Security labels) from the Platform stack's namespaces chart.
+            create_namespace=False,
             values=external_secrets_values(),
             # Its CRDs and admission webhook must serve before our ExternalSecrets apply.
             wait=True,

@@ -64,7 +64,11 @@ class PlatformStack(Stack):
             cfg,
             PlatformInputs(file_system_id=self.model_cache.file_system.file_system_id),
         )
+        # Every namespace we install into, with its Pod Security labels; no Helm release
+        # creates one. Each release depends on this manifest, so CloudFormation deletes the
+        # namespaces only after the releases in them.
         namespaces = self._apply(cluster, "Namespaces", charts.namespaces)
+        self.secrets.operator.node.add_dependency(namespaces)
         synced_secrets = self._apply(cluster, "SyncedSecrets", charts.secrets)
         synced_secrets.node.add_dependency(self.secrets.operator, namespaces)
         model_cache = self._apply(cluster, "ModelCacheVolume", charts.model_cache)
@@ -77,7 +81,7 @@ class PlatformStack(Stack):
         if monitoring.enabled and charts.monitoring is not None and storage_chart is not None:
             self.observability = Observability(
                 self, "Observability", cluster=cluster, monitoring=monitoring,
-                retain_data=cfg.retain_data,
+                retain_data=cfg.retain_data, bottlerocket=cfg.karpenter.use_bottlerocket,
             )
             storage = self._apply(cluster, "PrometheusStorage", storage_chart)
             self.observability.prometheus_stack.node.add_dependency(
@@ -96,6 +100,8 @@ class PlatformStack(Stack):
                 cfg, prometheus_endpoint=prometheus_url() if monitoring.enabled else ""
             ),
         )
+
+        self.dynamo.release.node.add_dependency(namespaces)
 
         self._acknowledge()
         self._outputs(cfg)

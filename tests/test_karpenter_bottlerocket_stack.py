@@ -37,3 +37,18 @@ def test_no_nvidia_device_plugin_on_bottlerocket(example):
 def test_cluster_template_lints_clean(example):
     name = next(n for n in example.template_files if n.endswith("-cluster"))
     assert lint(example.template_files[name], ["us-west-2"]) == []
+
+
+def test_dcgm_exporter_is_told_to_see_every_gpu(example):
+    """Bottlerocket hides NVIDIA_VISIBLE_DEVICES from containers without CAP_SYS_ADMIN; the
+    exporter (which requests no GPU) asks for all of them (k8s_charts/platform_helm_values.py)."""
+    import json
+
+    (dcgm,) = [
+        r["Properties"]
+        for r in example.template("platform")["Resources"].values()
+        if r["Type"] == "Custom::AWSCDK-EKS-HelmChart" and r["Properties"]["Chart"] == "dcgm-exporter"
+    ]
+    values = json.loads(dcgm["Values"])
+    assert values["extraEnv"] == [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]
+    assert "securityContext" not in values  # the chart's SYS_ADMIN stays

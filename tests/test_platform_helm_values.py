@@ -69,6 +69,21 @@ def test_dcgm_runs_only_on_gpu_nodes_and_tolerates_the_gpu_taint():
     assert values["serviceMonitor"] == {"enabled": False}  # ours replaces it
 
 
+def test_dcgm_sees_every_gpu_on_bottlerocket_only():
+    """Bottlerocket honours NVIDIA_VISIBLE_DEVICES only for containers with CAP_SYS_ADMIN (the
+    chart's default securityContext, which we must not override); AL2023 needs nothing."""
+    from config.loader import load_config
+
+    cfg = load_config(REPO / "config/examples/custom-pools-bottlerocket.yaml")
+    assert cfg.karpenter.use_bottlerocket and cfg.platform.monitoring.dcgm_exporter
+    values = dcgm_exporter_values(bottlerocket=cfg.karpenter.use_bottlerocket)
+    assert values["extraEnv"] == [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"}]
+    assert "extraEnv" not in dcgm_exporter_values(bottlerocket=False)
+    for bottlerocket in (True, False):
+        values = dcgm_exporter_values(bottlerocket=bottlerocket)
+        assert "securityContext" not in values and "podSecurityContext" not in values
+
+
 def test_external_secrets_service_account_matches_the_pod_identity_association():
     values = external_secrets_values()
     assert values["installCRDs"] is True

@@ -125,6 +125,29 @@ def test_custom_resources_wait_for_their_operators(default_synth):
     assert pod_identity in _depends(template, releases["external-secrets"])
 
 
+def test_every_release_installs_into_a_namespace_we_create_first(default_synth):
+    """No Helm release creates its namespace (it would carry no Pod Security labels): each one's
+    namespace is in the Namespaces manifest, and the release depends on that manifest, so it is
+    applied after it and deleted before it. kube-system (Cluster stack) is EKS's."""
+    template = default_synth.template("platform")
+    manifests = resources(default_synth, "Custom::AWSCDK-EKS-KubernetesResource")
+    (ns_id,) = [
+        k for k, r in manifests.items()
+        if isinstance(r["Properties"]["Manifest"], str)
+        and {o["kind"] for o in json.loads(r["Properties"]["Manifest"])} == {"Namespace"}
+    ]
+    created = {o["metadata"]["name"] for o in json.loads(manifests[ns_id]["Properties"]["Manifest"])}
+    releases = helm_releases(default_synth)
+    assert {"dynamo-platform", "external-secrets", "kube-prometheus-stack", "dcgm-exporter"} <= set(releases)
+    for name, (logical_id, resource) in releases.items():
+        assert not resource["Properties"].get("CreateNamespace"), name  # omitted when false
+        assert resource["Properties"]["Namespace"] in created, name
+        assert ns_id in _depends(template, logical_id), name
+    for release in default_synth.template("cluster")["Resources"].values():
+        if release["Type"] == "Custom::AWSCDK-EKS-HelmChart":
+            assert release["Properties"]["Namespace"] == "kube-system", release["Properties"]["Release"]
+
+
 def test_outputs_tell_users_how_to_reach_grafana_prometheus_and_set_the_token(default_synth):
     outputs = {k: v["Value"] for k, v in default_synth.template("platform")["Outputs"].items()}
     assert outputs["GrafanaPortForwardCommand"] == (

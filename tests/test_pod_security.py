@@ -9,7 +9,12 @@ import functools
 
 import pytest
 
-from config.names import INFERENCE_NAMESPACE
+from config.names import (
+    DYNAMO_SYSTEM_NAMESPACE,
+    EXTERNAL_SECRETS_NAMESPACE,
+    INFERENCE_NAMESPACE,
+    MONITORING_NAMESPACE,
+)
 from config.schema import DeploymentConfig
 from k8s_charts.graphs import EFA_RESOURCE
 from k8s_charts.pod_security import EFA_CAPABILITIES, IMAGE_UID, PSA_PREFIX, SCRATCH_DIRS
@@ -141,7 +146,13 @@ def namespaces(label: str) -> dict[str, dict]:
 @pytest.mark.parametrize("label", labels())
 def test_every_namespace_we_create_has_pod_security_labels(label):
     created = namespaces(label)
-    assert INFERENCE_NAMESPACE in created
+    (cfg,) = [cfg for name, cfg in shipped() if name == label]
+    # Including those our Helm releases install into (none creates its own namespace:
+    # tests/test_platform_stack.py); kube-system is EKS's.
+    expected = {INFERENCE_NAMESPACE, DYNAMO_SYSTEM_NAMESPACE, EXTERNAL_SECRETS_NAMESPACE}
+    if cfg.platform.monitoring.enabled:
+        expected.add(MONITORING_NAMESPACE)
+    assert set(created) == expected
     for name, meta in created.items():
         labels_ = meta.get("labels", {})
         assert labels_.get(f"{PSA_PREFIX}/warn") == "restricted", name
@@ -149,6 +160,19 @@ def test_every_namespace_we_create_has_pod_security_labels(label):
         enforce = labels_.get(f"{PSA_PREFIX}/enforce")
         if enforce != "restricted":
             assert meta.get("annotations", {}).get("dynamo-eks/pod-security-reason"), name
+
+
+@pytest.mark.parametrize("label", labels())
+def test_third_party_namespaces_get_the_level_their_charts_allow(label):
+    created = namespaces(label)
+    level = {name: meta["labels"][f"{PSA_PREFIX}/enforce"] for name, meta in created.items()}
+    # External Secrets' chart defaults every pod to restricted's securityContext.
+    assert level[EXTERNAL_SECRETS_NAMESPACE] == "restricted"
+    # dynamo-platform's bundled NATS sets no securityContext: baseline, never privileged.
+    assert level[DYNAMO_SYSTEM_NAMESPACE] == "baseline"
+    assert "NATS" in created[DYNAMO_SYSTEM_NAMESPACE]["annotations"]["dynamo-eks/pod-security-reason"]
+    if MONITORING_NAMESPACE in created:  # node-exporter: hostNetwork, hostPID, hostPath
+        assert level[MONITORING_NAMESPACE] == "privileged"
 
 
 @pytest.mark.parametrize("label", labels())
