@@ -50,7 +50,7 @@ help:
 	@echo "  make destroy CONFIG=pipeline.yaml ENVIRONMENT=name  destroy one environment of a pipeline config"
 	@echo "Developing:"
 	@echo "  make test                       set up, run the whole test suite (pytest, cfn-lint, cdk-nag, schemas, real Dynamo)"
-	@echo "  make lint                       ruff and mypy on the Python, cfn-lint on the templates of every config"
+	@echo "  make lint                       ruff (lint + format check) and mypy on the Python, cfn-lint on the templates of every config"
 	@echo "  make review [BASE=ref] [CONFIG=path]  offline PR review: cdk diff + manifest diff of BASE vs the working tree -> dist/review/"
 	@echo "  make docs                       regenerate docs/CONFIG.md from the config models"
 	@echo "  make imports                    regenerate the typed Karpenter classes from the vendored CRDs"
@@ -136,6 +136,7 @@ plan: $(VENV)/.stamp-synth
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m tests.tools.lint_all
 

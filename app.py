@@ -71,8 +71,10 @@ def add_pipeline(app: cdk.App, cfg, config_path: str) -> None:
         in_repo = path.relative_to(REPO)
     except ValueError:
         raise ConfigError(
-            [f"{config_path}: a pipeline config must live inside the repository ({REPO}) so "
-             "the pipeline's synth step can read it; move it under config/"]
+            [
+                f"{config_path}: a pipeline config must live inside the repository ({REPO}) so "
+                "the pipeline's synth step can read it; move it under config/"
+            ]
         ) from None
     name = stack_id(cfg.environment, "pipeline")
     environments = environment_configs(cfg, config_path)

@@ -40,20 +40,28 @@ def fresh_clone(into: Path, *, working_tree: bool) -> Path:
 
 def changed_files() -> list[str]:
     """Modified and untracked files of the working tree (deleted ones are skipped)."""
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     files = [line[3:].split(" -> ")[-1] for line in out.splitlines()]
     return [path for path in files if (REPO / path).is_file()]
 
 
 def timed_make(clone: Path, *targets: str) -> tuple[float, str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if not p.startswith(str(REPO)))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL")
+    }
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO))
+    )
     started = time.monotonic()
-    result = subprocess.run(["make", *targets], cwd=clone, env=env, capture_output=True,
-                            text=True)
+    result = subprocess.run(["make", *targets], cwd=clone, env=env, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"make {' '.join(targets)} failed in {clone}:\n{result.stdout}\n{result.stderr}")
@@ -66,13 +74,18 @@ def steps(output: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m bench.setup_time", description=__doc__)
-    parser.add_argument("--committed", action="store_true",
-                        help="measure the last commit only (default: with working-tree changes)")
+    parser.add_argument(
+        "--committed",
+        action="store_true",
+        help="measure the last commit only (default: with working-tree changes)",
+    )
     args = parser.parse_args(argv)
     rows = []
     synth_steps: dict[str, int] = {}
-    for label, targets in (("make synth", ("synth",)),
-                           ("make test set-up (make setup dynamo-venv)", ("setup", "dynamo-venv"))):
+    for label, targets in (
+        ("make synth", ("synth",)),
+        ("make test set-up (make setup dynamo-venv)", ("setup", "dynamo-venv")),
+    ):
         with tempfile.TemporaryDirectory(prefix="bench-setup-") as tmp:
             clone = fresh_clone(Path(tmp), working_tree=not args.committed)
             seconds, output = timed_make(clone, *targets)
@@ -81,17 +94,22 @@ def main(argv: list[str] | None = None) -> int:
             synth_steps = per_step
         rows.append((label, seconds, per_step))
         print(f"{label}: {seconds:.0f} s", flush=True)
-    baseline = sum(seconds for name, seconds in synth_steps.items()
-                   if "requirements.txt" in name or "npm ci" in name)
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, pip/npm caches as found")
+    baseline = sum(
+        seconds for name, seconds in synth_steps.items() if "requirements.txt" in name or "npm ci" in name
+    )
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, pip/npm caches as found"
+    )
     print("\n| fresh clone | wall time (s) | set-up steps (s) |\n|---|---|---|")
     for label, seconds, per_step in rows:
         detail = "; ".join(f"{name}: {value}" for name, value in per_step.items())
         print(f"| `{label}` | {seconds:.0f} | {detail} |")
     if baseline:
-        print(f"\nmake synth / (pip install -r requirements.txt + npm ci) = "
-              f"{rows[0][1]:.0f} / {baseline} s = {rows[0][1] / baseline:.2f}x (target <= 2x)")
+        print(
+            f"\nmake synth / (pip install -r requirements.txt + npm ci) = "
+            f"{rows[0][1]:.0f} / {baseline} s = {rows[0][1] / baseline:.2f}x (target <= 2x)"
+        )
     return 0
 
 

@@ -91,9 +91,21 @@ def precompile() -> None:
     """Bytecode for the app's own modules, as `make synth` leaves it, so no case pays for
     compiling them (PYTHONDONTWRITEBYTECODE would otherwise make every run recompile)."""
     subprocess.run(
-        [sys.executable, "-O", "-m", "compileall", "-q", "app.py", "config", "stacks",
-         "k8s_charts", "image_build"],
-        cwd=REPO, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-O",
+            "-m",
+            "compileall",
+            "-q",
+            "app.py",
+            "config",
+            "stacks",
+            "k8s_charts",
+            "image_build",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     )
 
 
@@ -109,8 +121,7 @@ def report(all_cases: list[Case]) -> str:
         f"- with cdk-nag, as `make synth` and the pipeline run it: **{with_nag / floor:.2f}x**",
         f"- default synth / bare floor (built-in validation off, as in our app): "
         f"**{default / bare:.2f}x** (no target; shown so the floor's own work is visible)",
-        f"- 50 graphs / 1 graph: **{by_name['50 graphs'] / by_name['1 graph']:.2f}x** "
-        "(target <= 2x)",
+        f"- 50 graphs / 1 graph: **{by_name['50 graphs'] / by_name['1 graph']:.2f}x** (target <= 2x)",
         "",
         "| case | median synth (s) | x floor | x bare floor | largest template (KB, % of 1 MB) "
         "| most resources (% of 500) |",

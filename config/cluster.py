@@ -16,7 +16,9 @@ class SystemNodesConfig(StrictModel):
     """Managed node group for cluster-critical pods only (tainted CriticalAddonsOnly)."""
 
     instance_types: list[str] = Field(
-        default=["m7i.large", "m6i.large"], min_length=1, description="On-demand instance types, in order of preference."
+        default=["m7i.large", "m6i.large"],
+        min_length=1,
+        description="On-demand instance types, in order of preference.",
     )
     min_size: int = Field(default=2, ge=1, le=10, description="Minimum system nodes.")
     desired_size: int = Field(default=2, ge=1, le=10, description="System nodes at creation.")
@@ -52,9 +54,7 @@ class EndpointConfig(StrictModel):
     @model_validator(mode="after")
     def _some_access(self) -> EndpointConfig:
         if not (self.private_access or self.public_access):
-            raise ValueError(
-                "private_access and public_access are both false; enable at least one"
-            )
+            raise ValueError("private_access and public_access are both false; enable at least one")
         if self.public_access and not self.public_access_cidrs:
             raise ValueError(
                 "public_access is true but public_access_cidrs is empty; list the CIDRs that "
@@ -66,7 +66,8 @@ class EndpointConfig(StrictModel):
 class ClusterConfig(StrictModel):
     name: DnsLabel = Field(description="EKS cluster name (DNS-1123, also prefixes ECR repositories).")
     kubernetes_version: str = Field(
-        versions.KUBERNETES_DEFAULT, description=f"Kubernetes minor version: {' or '.join(versions.KUBERNETES_SUPPORTED)}."
+        versions.KUBERNETES_DEFAULT,
+        description=f"Kubernetes minor version: {' or '.join(versions.KUBERNETES_SUPPORTED)}.",
     )
     service_ipv4_cidr: Ipv4Cidr = Field(
         "172.20.0.0/16", description="Kubernetes service range; must not overlap the VPC."
@@ -81,7 +82,9 @@ class ClusterConfig(StrictModel):
     # The stack owns /aws/eks/<name>/cluster and the kubectl and teardown-guard Lambdas' log
     # groups, so they expire and go with the stack (removal_policy) instead of outliving it.
     log_retention_days: int = Field(
-        default=30, ge=1, le=3653,
+        default=30,
+        ge=1,
+        le=3653,
         description="Days to keep EKS control-plane logs and the cluster's Lambda logs (rounded up to a CloudWatch period).",
     )
 

@@ -43,8 +43,7 @@ def environment_configs(
             merged = DeploymentConfig.model_validate(deep_merge(base, settings.overrides))
         except ValidationError as err:
             lines.extend(
-                f"{path}: {where}: {line.removeprefix(f'{path}: ')}"
-                for line in describe_errors(path, err)
+                f"{path}: {where}: {line.removeprefix(f'{path}: ')}" for line in describe_errors(path, err)
             )
             continue
         if merged.environment in seen:

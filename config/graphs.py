@@ -32,11 +32,15 @@ ROUTED_TOPOLOGIES = ("agg_router", "disagg_router")
 class WorkerRoleConfig(StrictModel):
     replicas: int = Field(default=1, ge=1, le=64, description="Engine instances of this role.")
     tensor_parallel_size: int = Field(
-        default=1, ge=1, le=64,
+        default=1,
+        ge=1,
+        le=64,
         description="GPUs of one engine instance (for multinode: the total across its nodes).",
     )
     nodes: int = Field(
-        default=1, ge=1, le=16,
+        default=1,
+        ge=1,
+        le=16,
         description="Nodes (pods) one engine instance spans; above 1 only with topology multinode.",
     )
     node_pool: DnsLabel | None = Field(
@@ -69,7 +73,7 @@ class FrontendIngressConfig(StrictModel):
 
     namespaces: list[str] = Field(
         default_factory=lambda: [ALL_NAMESPACES],
-        description="Namespaces whose pods may call the frontend; [\"*\"] = every namespace of the "
+        description='Namespaces whose pods may call the frontend; ["*"] = every namespace of the '
         "cluster (the default), [] = none.",
     )
     cidrs: list[Ipv4Cidr] = Field(
@@ -92,7 +96,9 @@ class FrontendIngressConfig(StrictModel):
     @classmethod
     def _not_everywhere(cls, value: list[str]) -> list[str]:
         if any(cidr.endswith("/0") for cidr in value):
-            raise ValueError("a /0 range opens the frontend to every address; list the ranges clients come from")
+            raise ValueError(
+                "a /0 range opens the frontend to every address; list the ranges clients come from"
+            )
         return value
 
 
@@ -129,20 +135,29 @@ class PlannerConfig(StrictModel):
     )
     min_replicas: int = Field(1, ge=1, le=64, description="Fewest replicas per scaled role.")
     prefill_scale_up_queue_tokens: int | None = Field(
-        None, ge=1, description="optimization_target load: add prefill workers above this many queued "
-        "prefill tokens per worker."
+        None,
+        ge=1,
+        description="optimization_target load: add prefill workers above this many queued "
+        "prefill tokens per worker.",
     )
     prefill_scale_down_queue_tokens: int | None = Field(
-        None, ge=0, description="optimization_target load: remove prefill workers below this many "
-        "queued prefill tokens per worker."
+        None,
+        ge=0,
+        description="optimization_target load: remove prefill workers below this many "
+        "queued prefill tokens per worker.",
     )
     decode_scale_up_kv_rate: float | None = Field(
-        None, gt=0, le=100, description="optimization_target load: add decode workers above this KV-cache "
-        "utilisation (percent)."
+        None,
+        gt=0,
+        le=100,
+        description="optimization_target load: add decode workers above this KV-cache utilisation (percent).",
     )
     decode_scale_down_kv_rate: float | None = Field(
-        None, ge=0, lt=100, description="optimization_target load: remove decode workers below this "
-        "KV-cache utilisation (percent)."
+        None,
+        ge=0,
+        lt=100,
+        description="optimization_target load: remove decode workers below this "
+        "KV-cache utilisation (percent).",
     )
 
     @model_validator(mode="after")
@@ -171,8 +186,10 @@ class PlannerConfig(StrictModel):
                     "optimization_target: sla"
                 )
         thresholds = [
-            "prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens",
-            "decode_scale_up_kv_rate", "decode_scale_down_kv_rate",
+            "prefill_scale_up_queue_tokens",
+            "prefill_scale_down_queue_tokens",
+            "decode_scale_up_kv_rate",
+            "decode_scale_down_kv_rate",
         ]
         if self.optimization_target != "load":
             stray = [name for name in thresholds if getattr(self, name) is not None]
@@ -189,19 +206,21 @@ class PlannerConfig(StrictModel):
             return None
         pairs = [("decode_scale_up_kv_rate", "decode_scale_down_kv_rate", "50 and 20")]
         if disaggregated:
-            pairs.insert(0, ("prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens", "8192 and 1024"))
+            pairs.insert(
+                0, ("prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens", "8192 and 1024")
+            )
         for up, down, example in pairs:
             up_value, down_value = getattr(self, up), getattr(self, down)
             if up_value is None or down_value is None:
                 return (
-                    f"planner.optimization_target load needs planner.{up} and planner.{down} "
-                    f"(e.g. {example})"
+                    f"planner.optimization_target load needs planner.{up} and planner.{down} (e.g. {example})"
                 )
             if up_value <= down_value:
                 return f"planner.{up} ({up_value:g}) must be greater than planner.{down} ({down_value:g})"
         if not disaggregated:
             stray = [
-                name for name in ("prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens")
+                name
+                for name in ("prefill_scale_up_queue_tokens", "prefill_scale_down_queue_tokens")
                 if getattr(self, name) is not None
             ]
             if stray:
@@ -279,14 +298,22 @@ class GraphConfig(StrictModel):
         "deepseek_r1, qwen3); null = the model catalog's choice; none = off.",
     )
     max_model_len: int | None = Field(
-        None, ge=256, le=10_000_000, description="Context length the engine starts with; null = the model's maximum."
+        None,
+        ge=256,
+        le=10_000_000,
+        description="Context length the engine starts with; null = the model's maximum.",
     )
     gpu_memory_utilization: float = Field(
-        0.9, ge=0.1, le=0.98, description="Share of GPU memory for weights + KV cache (TRT-LLM: of what the weights leave)."
+        0.9,
+        ge=0.1,
+        le=0.98,
+        description="Share of GPU memory for weights + KV cache (TRT-LLM: of what the weights leave).",
     )
     node_pool: DnsLabel | None = Field(None, description="Karpenter node pool of every worker role.")
     instance_type: str | None = Field(None, description="EC2 instance type of every worker role.")
-    efa: bool | None = Field(None, description="EFA for KV transfer; null = on when the node pool is an EFA pool.")
+    efa: bool | None = Field(
+        None, description="EFA for KV transfer; null = on when the node pool is an EFA pool."
+    )
     frontend: FrontendConfig = Field(FrontendConfig(), description="The OpenAI-compatible frontend.")
     frontend_ingress: FrontendIngressConfig = Field(
         FrontendIngressConfig(),

@@ -23,12 +23,12 @@ class ImageBuildConfig(StrictModel):
     # CodeBuild stops a build after this long; 2160 minutes (36 hours) is CodeBuild's own
     # maximum build timeout (TimeoutInMinutes 5-2160).
     timeout_minutes: int = Field(
-        default=240, ge=30, le=2160,
+        default=240,
+        ge=30,
+        le=2160,
         description="CodeBuild stops a build after this long (30 to 2160, CodeBuild's maximum).",
     )
-    log_retention_days: int = Field(
-        default=30, ge=1, le=3653, description="Days to keep image build logs."
-    )
+    log_retention_days: int = Field(default=30, ge=1, le=3653, description="Days to keep image build logs.")
 
 
 class ImagesConfig(StrictModel):

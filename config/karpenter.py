@@ -39,8 +39,7 @@ def _duration(value: str) -> str:
 def _budget(value: str) -> str:
     if not _BUDGET.match(value):
         raise ValueError(
-            f"'{value}' is not a disruption budget; use a node count (e.g. 1) or a "
-            "percentage (e.g. 10%)"
+            f"'{value}' is not a disruption budget; use a node count (e.g. 1) or a percentage (e.g. 10%)"
         )
     return value
 
@@ -55,7 +54,8 @@ class PoolLimitsConfig(StrictModel):
 
     cpu: int | None = Field(default=None, ge=1, description="vCPUs (null: derived).")
     memory_gib: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="GiB of memory as Karpenter counts it, after its VM overhead (null: derived).",
     )
     gpus: int | None = Field(default=None, ge=1, description="GPUs of a GPU pool (null: derived).")
@@ -156,8 +156,10 @@ class NodePoolConfig(StrictModel):
             family = name.split(".", 1)[0]
             if instances.get_instance(name) is None and family not in instances.CPU_FAMILIES:
                 sizes = [t.name for t in instances.types_in_families([family])]
-                hint = f"known sizes of {family}: {', '.join(sizes)}" if sizes else (
-                    f"known: {instances.known_types_hint()}"
+                hint = (
+                    f"known sizes of {family}: {', '.join(sizes)}"
+                    if sizes
+                    else (f"known: {instances.known_types_hint()}")
                 )
                 raise ValueError(f"unknown instance type '{name}'; {hint}")
         return value
@@ -172,9 +174,7 @@ class NodePoolConfig(StrictModel):
         names = self.instance_families or [n.split(".", 1)[0] for n in self.instance_types]
         cpu = [n for n in names if n in instances.CPU_FAMILIES]
         if cpu and len(cpu) != len(names):
-            raise ValueError(
-                f"pool '{self.name}' mixes GPU and CPU instances; put them in separate pools"
-            )
+            raise ValueError(f"pool '{self.name}' mixes GPU and CPU instances; put them in separate pools")
         models = {row.gpu_model for row in self.gpu_candidates()}
         if len(models) > 1:
             raise ValueError(
@@ -196,9 +196,7 @@ class NodePoolConfig(StrictModel):
                 "reserved; add reserved (first, to use the reservations before paying on-demand)"
             )
         if self.capacity_reservations and not self.is_gpu:
-            raise ValueError(
-                f"pool '{self.name}': capacity_reservations are for GPU pools; remove them"
-            )
+            raise ValueError(f"pool '{self.name}': capacity_reservations are for GPU pools; remove them")
         if self.placement_group and len(self.zones) != 1:
             raise ValueError(
                 f"pool '{self.name}': placement_group needs exactly one zone (a cluster "
@@ -215,8 +213,7 @@ class NodePoolConfig(StrictModel):
         candidates = self.gpu_candidates()
         without = [row.name for row in candidates if not row.efa]
         efa_sizes = [
-            row.name for row in instances.types_in_families(sorted({r.family for r in candidates}))
-            if row.efa
+            row.name for row in instances.types_in_families(sorted({r.family for r in candidates})) if row.efa
         ]
         if self.instance_types and without:
             raise ValueError(
@@ -298,7 +295,9 @@ def karpenter_memory_gib(memory_gib: float) -> int:
     return math.ceil(memory_gib * (1 - KARPENTER_VM_MEMORY_OVERHEAD))
 
 
-def _limit(own: int | None, default: int, pool: NodePoolConfig, key: str, default_field: str) -> tuple[int, str]:
+def _limit(
+    own: int | None, default: int, pool: NodePoolConfig, key: str, default_field: str
+) -> tuple[int, str]:
     """A pool's limit for the one-node check and the field that set it (own or default)."""
     if own is not None:
         return own, f"pool '{pool.name}' limits.{key}"
@@ -332,7 +331,8 @@ class KarpenterConfig(StrictModel):
         default=1000, ge=1, description="Default vCPU limit of a pool (raised where its graphs need more)."
     )
     karpenter_memory_limits: int = Field(
-        default=4000, ge=1,
+        default=4000,
+        ge=1,
         description="Default memory limit of a pool, GiB (raised where its graphs need more).",
     )
     karpenter_gpu_limits: int = Field(
@@ -349,7 +349,9 @@ class KarpenterConfig(StrictModel):
     # Karpenter gives to kubelet and containerd: images (15-25 GB compressed each) and pod
     # scratch live there. The EBS root only holds the OS, logs and agents.
     gpu_root_volume_gib: int = Field(
-        default=100, ge=40, le=16384,
+        default=100,
+        ge=40,
+        le=16384,
         description="Root (Bottlerocket: data) volume of GPU nodes (GiB); images live on the "
         "instance-store RAID0.",
     )
@@ -386,10 +388,18 @@ class KarpenterConfig(StrictModel):
             seen.add(pool.name)
             gpus, vcpus, memory, biggest = pool.largest()
             memory = karpenter_memory_gib(memory)
-            gpu_limit, gpu_field = _limit(pool.limits.gpus, self.karpenter_gpu_limits, pool, "gpus", "karpenter_gpu_limits")
-            cpu_limit, cpu_field = _limit(pool.limits.cpu, self.karpenter_cpu_limits, pool, "cpu", "karpenter_cpu_limits")
+            gpu_limit, gpu_field = _limit(
+                pool.limits.gpus, self.karpenter_gpu_limits, pool, "gpus", "karpenter_gpu_limits"
+            )
+            cpu_limit, cpu_field = _limit(
+                pool.limits.cpu, self.karpenter_cpu_limits, pool, "cpu", "karpenter_cpu_limits"
+            )
             mem_limit, mem_field = _limit(
-                pool.limits.memory_gib, self.karpenter_memory_limits, pool, "memory_gib", "karpenter_memory_limits"
+                pool.limits.memory_gib,
+                self.karpenter_memory_limits,
+                pool,
+                "memory_gib",
+                "karpenter_memory_limits",
             )
             if gpus > gpu_limit:
                 raise ValueError(

@@ -42,8 +42,10 @@ def load_config(path: str | Path) -> DeploymentConfig:
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(
-            [f"{path}: config file not found; pass an existing file with CONFIG=path "
-             "(make) or -c config=path (cdk)"]
+            [
+                f"{path}: config file not found; pass an existing file with CONFIG=path "
+                "(make) or -c config=path (cdk)"
+            ]
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -56,8 +58,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
-            [f"{path}: expected a mapping of settings at the top level, "
-             f"got {type(data).__name__}; start from config/default.yaml"]
+            [
+                f"{path}: expected a mapping of settings at the top level, "
+                f"got {type(data).__name__}; start from config/default.yaml"
+            ]
         )
     return data
 

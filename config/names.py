@@ -96,9 +96,7 @@ def alert_webhook_secret_name(cluster_name: str) -> str:
 
 
 def prometheus_url() -> str:
-    return (
-        f"http://{PROMETHEUS_SERVICE}.{MONITORING_NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
-    )
+    return f"http://{PROMETHEUS_SERVICE}.{MONITORING_NAMESPACE}.svc.cluster.local:{PROMETHEUS_PORT}"
 
 
 def karpenter_node_role_name(cluster_name: str) -> str:

@@ -27,7 +27,10 @@ class NetworkConfig(StrictModel):
         default=19, ge=16, le=28, description="Prefix length of each private subnet (nodes and pods)."
     )
     flow_log_retention_days: int = Field(
-        default=30, ge=1, le=3653, description="Days to keep VPC flow logs (rounded up to a CloudWatch period)."
+        default=30,
+        ge=1,
+        le=3653,
+        description="Days to keep VPC flow logs (rounded up to a CloudWatch period).",
     )
 
     @model_validator(mode="after")
@@ -44,18 +47,14 @@ class NetworkConfig(StrictModel):
             )
         vpc = ipaddress.IPv4Network(self.vpc_cidr)
         if not 16 <= vpc.prefixlen <= 24:
-            raise ValueError(
-                f"vpc_cidr {self.vpc_cidr} has prefix /{vpc.prefixlen}; use /16 to /24"
-            )
+            raise ValueError(f"vpc_cidr {self.vpc_cidr} has prefix /{vpc.prefixlen}; use /16 to /24")
         for name in ("public_subnet_prefix", "private_subnet_prefix"):
             if getattr(self, name) < vpc.prefixlen:
                 raise ValueError(
                     f"{name} /{getattr(self, name)} is larger than the VPC /{vpc.prefixlen}; "
                     f"use a prefix of at least /{vpc.prefixlen}"
                 )
-        needed = len(zones) * (
-            2 ** (32 - self.public_subnet_prefix) + 2 ** (32 - self.private_subnet_prefix)
-        )
+        needed = len(zones) * (2 ** (32 - self.public_subnet_prefix) + 2 ** (32 - self.private_subnet_prefix))
         if needed > vpc.num_addresses:
             raise ValueError(
                 f"{len(zones)} zones x (/{self.public_subnet_prefix} public + "

@@ -75,7 +75,9 @@ class PipelineConfig(StrictModel):
     # Every CodeBuild project of the pipeline (synth, self-update, assets, post-deploy steps)
     # logs to one group of the pipeline stack with this retention.
     log_retention_days: int = Field(
-        default=30, ge=1, le=3653,
+        default=30,
+        ge=1,
+        le=3653,
         description="Days to keep the pipeline's CodeBuild logs (rounded up to a CloudWatch period).",
     )
     # Source and cloud-assembly artifacts expire after this; an execution older than that

@@ -13,15 +13,17 @@ class MonitoringConfig(StrictModel):
     enabled: bool = Field(
         True, description="Install Prometheus, Grafana (with the Dynamo dashboard) and monitors."
     )
-    prometheus_retention_days: int = Field(
-        7, ge=1, le=90, description="Days of metrics Prometheus keeps."
-    )
+    prometheus_retention_days: int = Field(7, ge=1, le=90, description="Days of metrics Prometheus keeps.")
     prometheus_storage_gib: int = Field(
-        50, ge=10, le=2000,
+        50,
+        ge=10,
+        le=2000,
         description="Size of Prometheus' encrypted gp3 volume (EBS CSI); it survives pod moves.",
     )
     prometheus_retention_size_gib: int = Field(
-        40, ge=1, le=1600,
+        40,
+        ge=1,
+        le=1600,
         description="Upper bound of Prometheus data on its volume; oldest data goes first. "
         "At most 80% of prometheus_storage_gib (the rest is WAL and compaction room).",
     )
@@ -72,7 +74,9 @@ class ModelCacheConfig(StrictModel):
     """EFS-backed ReadWriteMany cache that every graph mounts for model weights."""
 
     size_gib: int = Field(
-        1000, ge=10, le=100_000,
+        1000,
+        ge=10,
+        le=100_000,
         description="Nominal size of the model-cache PVC (EFS is elastic; this is not a quota).",
     )
     prefetch_backoff_limit: int = Field(

@@ -80,7 +80,7 @@ class DeploymentConfig(StrictModel):
     def _zones_in_region(self) -> DeploymentConfig:
         letters = ZONE_LETTERS[self.region]
         for zone in self.network.availability_zones:
-            if not (zone.startswith(self.region) and zone[len(self.region):] in letters):
+            if not (zone.startswith(self.region) and zone[len(self.region) :] in letters):
                 allowed = ", ".join(self.region + letter for letter in letters)
                 raise ValueError(
                     f"network.availability_zones: '{zone}' is not a zone of {self.region}; "

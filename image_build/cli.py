@@ -66,9 +66,7 @@ def _run(args: argparse.Namespace, session_factory: Any, out) -> int:
     from image_build import client
 
     if args.command == "start" and args.framework not in BUILD_FRAMEWORKS:
-        raise UsageError(
-            f"unknown framework '{args.framework}'; use one of {', '.join(BUILD_FRAMEWORKS)}"
-        )
+        raise UsageError(f"unknown framework '{args.framework}'; use one of {', '.join(BUILD_FRAMEWORKS)}")
     cfg = _environment_config(args.config, args.environment)
     if session_factory is None:
         import boto3
@@ -83,9 +81,7 @@ def _run(args: argparse.Namespace, session_factory: Any, out) -> int:
     stack_name = stack_id(cfg.environment, "registry")
     try:
         config = client.client_config()
-        project = client.find_project(
-            session.client("cloudformation", config=config), stack_name, cfg.region
-        )
+        project = client.find_project(session.client("cloudformation", config=config), stack_name, cfg.region)
         codebuild = session.client("codebuild", config=config)
         if args.command == "start":
             build = client.start_build(codebuild, project, framework=args.framework, efa=args.efa)
@@ -106,9 +102,7 @@ def _run(args: argparse.Namespace, session_factory: Any, out) -> int:
             poll_seconds=args.poll_seconds,
         )
     except NoCredentialsError:
-        raise client.BuildError(
-            "no AWS credentials found; log in (e.g. `aws sso login`) and retry"
-        ) from None
+        raise client.BuildError("no AWS credentials found; log in (e.g. `aws sso login`) and retry") from None
     except ClientError as err:
         error = err.response["Error"]
         raise client.BuildError(
@@ -157,7 +151,5 @@ def _environment_config(path: str, environment: str | None):
 
     configs = {env.environment: env for _, env in environment_configs(cfg, path)}
     if environment not in configs:
-        raise UsageError(
-            f"{path} is a pipeline config; pass --environment with one of {', '.join(configs)}"
-        )
+        raise UsageError(f"{path} is a pipeline config; pass --environment with one of {', '.join(configs)}")
     return configs[environment]

@@ -18,10 +18,15 @@ from config.names import OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
 
 _FAILED = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
 # Error codes AWS uses for "slow down" (CodeBuild and CloudWatch Logs use the first).
-THROTTLING_CODES = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-    "LimitExceededException",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
 # A follow that is throttled backs off up to this, then polls at this pace until AWS answers.
 MAX_BACKOFF_SECONDS = 60.0
 

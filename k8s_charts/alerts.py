@@ -41,7 +41,8 @@ def _latency(name: str, metric: str, graph: str, target_ms: float, what: str) ->
         f"{name}",
         f'histogram_quantile(0.9, sum by (le, graph) (rate({metric}_bucket{{graph="{graph}"}}[5m])))'
         f" > {seconds:g}",
-        "10m", "warning",
+        "10m",
+        "warning",
         f"p90 {what} of graph {graph} above its {target_ms:g} ms target for 10 minutes",
     )
 
@@ -51,10 +52,20 @@ def graph_alerts(cfg: DeploymentConfig) -> list[Alert]:
     alerts: list[Alert] = []
     for graph in cfg.graphs:
         alerts += [
-            _latency("DynamoTimeToFirstTokenHigh", "dynamo_frontend_time_to_first_token_seconds",
-                     graph.name, graph.planner.ttft_ms, "time to first token"),
-            _latency("DynamoInterTokenLatencyHigh", "dynamo_frontend_inter_token_latency_seconds",
-                     graph.name, graph.planner.itl_ms, "inter-token latency"),
+            _latency(
+                "DynamoTimeToFirstTokenHigh",
+                "dynamo_frontend_time_to_first_token_seconds",
+                graph.name,
+                graph.planner.ttft_ms,
+                "time to first token",
+            ),
+            _latency(
+                "DynamoInterTokenLatencyHigh",
+                "dynamo_frontend_inter_token_latency_seconds",
+                graph.name,
+                graph.planner.itl_ms,
+                "inter-token latency",
+            ),
         ]
     return alerts
 
@@ -64,47 +75,63 @@ COMMON_ALERTS = (
         "DynamoErrorRatioHigh",
         f'sum by (graph) (rate(dynamo_frontend_requests_total{{status="error"}}[5m]))'
         f" / sum by (graph) (rate(dynamo_frontend_requests_total[5m])) > {ERROR_RATIO}",
-        "10m", "critical", f"more than {ERROR_RATIO:.0%} of a graph's requests fail",
+        "10m",
+        "critical",
+        f"more than {ERROR_RATIO:.0%} of a graph's requests fail",
     ),
     Alert(
         "DynamoQueueGrowing",
         f"sum by (graph) (dynamo_frontend_queued_requests) > {QUEUED_REQUESTS}"
         " and deriv(sum by (graph) (dynamo_frontend_queued_requests)[10m:1m]) > 0",
-        "10m", "warning", "requests queue at a graph's frontend and the queue keeps growing",
+        "10m",
+        "warning",
+        "requests queue at a graph's frontend and the queue keeps growing",
     ),
     Alert(
         "DynamoKVCacheSaturated",
         f"max by (graph, pod) (dynamo_component_gpu_cache_usage_percent) > {KV_CACHE_FULL}",
-        "15m", "warning", f"a worker's GPU KV cache is over {KV_CACHE_FULL:.0%} full",
+        "15m",
+        "warning",
+        f"a worker's GPU KV cache is over {KV_CACHE_FULL:.0%} full",
     ),
     Alert(
         "GPUXidError",
         "max by (node, gpu) (DCGM_FI_DEV_XID_ERRORS) > 0",
-        "0m", "critical", "a GPU reported an XID error (driver or hardware fault)",
+        "0m",
+        "critical",
+        "a GPU reported an XID error (driver or hardware fault)",
     ),
     Alert(
         "GPUThermalThrottling",
         f"max by (node, gpu) (DCGM_FI_DEV_GPU_TEMP) >= {GPU_HOT_CELSIUS}",
-        "10m", "warning", f"a GPU has run at {GPU_HOT_CELSIUS} °C or hotter for 10 minutes",
+        "10m",
+        "warning",
+        f"a GPU has run at {GPU_HOT_CELSIUS} °C or hotter for 10 minutes",
     ),
     Alert(
         "ModelPrefetchJobFailed",
         f'max by (namespace, job_name) (kube_job_failed{{namespace="{INFERENCE_NAMESPACE}",'
         'job_name=~"model-prefetch-.*",condition="true"}) > 0',
-        "0m", "warning", "a model prefetch Job gave up",
+        "0m",
+        "warning",
+        "a model prefetch Job gave up",
     ),
     Alert(
         "GPUPodPending",
         f'max by (namespace, pod) (kube_pod_status_phase{{namespace="{INFERENCE_NAMESPACE}",phase="Pending"}})'
-        f' > 0 and on (namespace, pod) max by (namespace, pod) '
+        f" > 0 and on (namespace, pod) max by (namespace, pod) "
         f'(kube_pod_container_resource_requests{{resource="{GPU_RESOURCE}"}}) > 0',
-        "10m", "warning", "a pod asking for GPUs has been Pending for 10 minutes (no capacity)",
+        "10m",
+        "warning",
+        "a pod asking for GPUs has been Pending for 10 minutes (no capacity)",
     ),
     Alert(
         "KarpenterLaunchFailures",
         "sum by (capacity_type, zone, reason) "
         "(increase(karpenter_cloudprovider_instance_launch_failures_total[15m])) > 0",
-        "0m", "warning", "Karpenter could not launch instances (capacity, quota or configuration)",
+        "0m",
+        "warning",
+        "Karpenter could not launch instances (capacity, quota or configuration)",
     ),
 )
 

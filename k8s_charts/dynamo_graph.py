@@ -122,10 +122,11 @@ class DynamoGraphDeployment(Construct):
             body["backendFramework"] = spec.backend_framework
         if spec.env:
             holder = k8s.KubePodTemplate(
-                scratch, "env",
-                template=k8s.PodTemplateSpec(spec=k8s.PodSpec(containers=[
-                    k8s.Container(name="env", env=spec.env)
-                ])),
+                scratch,
+                "env",
+                template=k8s.PodTemplateSpec(
+                    spec=k8s.PodSpec(containers=[k8s.Container(name="env", env=spec.env)])
+                ),
             )
             body["env"] = holder.to_json()["template"]["spec"]["containers"][0]["env"]
         self.api_object = cdk8s.ApiObject(

@@ -103,9 +103,7 @@ class DynamoPlatformValues:
             values["kai-scheduler"] = {
                 "global": {"tolerations": placement.tolerations, "affinity": placement.affinity},
                 "scheduler": {
-                    "args": {
-                        "default-staleness-grace-period": self.multinode.kai_staleness_grace_period
-                    }
+                    "args": {"default-staleness-grace-period": self.multinode.kai_staleness_grace_period}
                 },
             }
         return values

@@ -101,7 +101,9 @@ def graph_chart(
     """One graph's DGD (+ prefetch Job), from its resolved plan: placement, EFA and capacity
     were decided once in plan/."""
     graph = resolved.graph
-    chart = cdk8s.Chart(app, chart_id(graph), namespace=INFERENCE_NAMESPACE, disable_resource_name_hashes=True)
+    chart = cdk8s.Chart(
+        app, chart_id(graph), namespace=INFERENCE_NAMESPACE, disable_resource_name_hashes=True
+    )
     components = [frontend_component(cfg, graph, inputs)]
     if graph.planner.enabled:
         components.append(planner_component(cfg, graph, inputs))
@@ -159,7 +161,9 @@ def metrics_ports(graph: GraphConfig, resolved: ResolvedGraph) -> dict[str, list
 # -- images ----------------------------------------------------------------------------
 
 
-def _image(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs, name: str, *, efa: bool = False) -> str:
+def _image(
+    cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphInputs, name: str, *, efa: bool = False
+) -> str:
     if graph.image_source is not None and graph.image_source != cfg.images.source:
         images = cfg.images.model_copy(update={"source": graph.image_source})
         cfg = cfg.model_copy(update={"images": images})
@@ -295,7 +299,9 @@ def host_memory_request_gb(graph: GraphConfig, role: WorkerRole) -> int | None:
     return offload_host_gb(graph, role) + WORKER_HOST_GB
 
 
-def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan, inputs: GraphInputs) -> Component:
+def worker_component(
+    cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan, inputs: GraphInputs
+) -> Component:
     role, efa = placed.role, placed.efa
     config = role.config
     volumes = [_cache_volume(), *scratch_volumes()]
@@ -305,10 +311,12 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
     offload = graph.kv_offload
     kvbm = runs_kvbm(graph, role)
     if kvbm and offload.disk_cache_gb:
-        volumes.append(k8s.Volume(
-            name="kvbm-disk",
-            empty_dir=k8s.EmptyDirVolumeSource(size_limit=_q(f"{offload.disk_cache_gb}G")),
-        ))
+        volumes.append(
+            k8s.Volume(
+                name="kvbm-disk",
+                empty_dir=k8s.EmptyDirVolumeSource(size_limit=_q(f"{offload.disk_cache_gb}G")),
+            )
+        )
         mounts.append(k8s.VolumeMount(name="kvbm-disk", mount_path=KVBM_DISK_PATH))
         requests["ephemeral-storage"] = _q(f"{offload.disk_cache_gb + 2}G")
     host_gb = host_memory_request_gb(graph, role)
@@ -333,7 +341,9 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
         args=worker_args(graph, role, efa),
         env=worker_env(graph, role, efa),
         env_from=_hf_token(),
-        ports=[k8s.ContainerPort(name=KVBM_METRICS_PORT_NAME, container_port=KVBM_METRICS_PORT)] if kvbm else None,
+        ports=[k8s.ContainerPort(name=KVBM_METRICS_PORT_NAME, container_port=KVBM_METRICS_PORT)]
+        if kvbm
+        else None,
         volume_mounts=mounts,
         resources=k8s.ResourceRequirements(requests=requests, limits=limits or None),
         security_context=security,
@@ -351,12 +361,16 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
         # cross-zone links (latency, and $ per GB transferred). EFA only works within one.
         # The first worker matches its own selector, so it may land in any zone; the rest
         # follow it.
-        affinity = k8s.Affinity(pod_affinity=k8s.PodAffinity(
-            required_during_scheduling_ignored_during_execution=[k8s.PodAffinityTerm(
-                label_selector=k8s.LabelSelector(match_labels={KV_PEER_LABEL: graph.name}),
-                topology_key="topology.kubernetes.io/zone",
-            )]
-        ))
+        affinity = k8s.Affinity(
+            pod_affinity=k8s.PodAffinity(
+                required_during_scheduling_ignored_during_execution=[
+                    k8s.PodAffinityTerm(
+                        label_selector=k8s.LabelSelector(match_labels={KV_PEER_LABEL: graph.name}),
+                        topology_key="topology.kubernetes.io/zone",
+                    )
+                ]
+            )
+        )
     spec = k8s.PodSpec(
         containers=[container],
         volumes=volumes,
@@ -386,4 +400,3 @@ def worker_component(cfg: DeploymentConfig, graph: GraphConfig, placed: RolePlan
         scaling_adapter=ScalingAdapter() if graph.planner.enabled else None,
         shared_memory_size=f"{graph.shared_memory_gib}Gi" if graph.uses_gpus else None,
     )
-

@@ -70,14 +70,10 @@ def node_class(
             role=karpenter_node_role_name(cfg.cluster.name),
             ami_selector_terms=[ec2.Ec2NodeClassSpecAmiSelectorTerms(alias=alias)],
             subnet_selector_terms=[
-                ec2.Ec2NodeClassSpecSubnetSelectorTerms(
-                    tags={discovery_tag_key(): cfg.cluster.name}
-                )
+                ec2.Ec2NodeClassSpecSubnetSelectorTerms(tags={discovery_tag_key(): cfg.cluster.name})
             ],
             security_group_selector_terms=[
-                ec2.Ec2NodeClassSpecSecurityGroupSelectorTerms(
-                    id=inputs.cluster_security_group_id
-                )
+                ec2.Ec2NodeClassSpecSecurityGroupSelectorTerms(id=inputs.cluster_security_group_id)
             ],
             # Pods get AWS credentials from Pod Identity; hop limit 1 keeps them off the
             # node role, as on the system nodes.
@@ -89,9 +85,7 @@ def node_class(
             ),
             block_device_mappings=_volumes(karpenter.use_bottlerocket, volume_gib),
             # GPU sizes carry local NVMe; striped, it holds images and model scratch space.
-            instance_store_policy=(
-                ec2.Ec2NodeClassSpecInstanceStorePolicy.RAID0 if pool.is_gpu else None
-            ),
+            instance_store_policy=(ec2.Ec2NodeClassSpecInstanceStorePolicy.RAID0 if pool.is_gpu else None),
             network_interfaces=_efa_interfaces(pool.efa_interfaces) if pool.efa else None,
             placement_group_selector=(
                 ec2.Ec2NodeClassSpecPlacementGroupSelector(name=pool.placement_group)
@@ -103,7 +97,8 @@ def node_class(
                     id=term.id, tags=term.tags or None, owner_id=term.owner_id
                 )
                 for term in pool.capacity_reservations
-            ] or None,
+            ]
+            or None,
             tags={"dynamo-eks:environment": cfg.environment, **cfg.tags},
         ),
     )
@@ -123,22 +118,20 @@ def _volumes(bottlerocket: bool, gib: int) -> list[ec2.Ec2NodeClassSpecBlockDevi
             ec2.Ec2NodeClassSpecBlockDeviceMappings(
                 device_name="/dev/xvda", ebs=ebs(_BOTTLEROCKET_OS_VOLUME_GIB)
             ),
-            ec2.Ec2NodeClassSpecBlockDeviceMappings(
-                device_name="/dev/xvdb", root_volume=True, ebs=ebs(gib)
-            ),
+            ec2.Ec2NodeClassSpecBlockDeviceMappings(device_name="/dev/xvdb", root_volume=True, ebs=ebs(gib)),
         ]
-    return [
-        ec2.Ec2NodeClassSpecBlockDeviceMappings(device_name="/dev/xvda", root_volume=True, ebs=ebs(gib))
-    ]
+    return [ec2.Ec2NodeClassSpecBlockDeviceMappings(device_name="/dev/xvda", root_volume=True, ebs=ebs(gib))]
 
 
 def _efa_interfaces(cards: int) -> list[ec2.Ec2NodeClassSpecNetworkInterfaces]:
     """IP-optimised EFA layout: one ENA interface (primary) and one EFA-only interface per
     network card, so every card carries EFA traffic while pods use a single ENI's IPs."""
     kind = ec2.Ec2NodeClassSpecNetworkInterfacesInterfaceType
-    layout = [ec2.Ec2NodeClassSpecNetworkInterfaces(
-        network_card_index=0, device_index=0, interface_type=kind.INTERFACE
-    )]
+    layout = [
+        ec2.Ec2NodeClassSpecNetworkInterfaces(
+            network_card_index=0, device_index=0, interface_type=kind.INTERFACE
+        )
+    ]
     layout += [
         ec2.Ec2NodeClassSpecNetworkInterfaces(
             network_card_index=card, device_index=1 if card == 0 else 0, interface_type=kind.EFA_HYPHEN_ONLY
@@ -156,33 +149,38 @@ def node_pool(
         kp.NodePoolSpecTemplateSpecRequirements(
             key="karpenter.sh/capacity-type", operator=op.IN, values=list(pool.capacity_types)
         ),
-        kp.NodePoolSpecTemplateSpecRequirements(
-            key="kubernetes.io/arch", operator=op.IN, values=["amd64"]
-        ),
-        kp.NodePoolSpecTemplateSpecRequirements(
-            key="kubernetes.io/os", operator=op.IN, values=["linux"]
-        ),
+        kp.NodePoolSpecTemplateSpecRequirements(key="kubernetes.io/arch", operator=op.IN, values=["amd64"]),
+        kp.NodePoolSpecTemplateSpecRequirements(key="kubernetes.io/os", operator=op.IN, values=["linux"]),
     ]
     if pool.efa or pool.instance_types:
         names = [row.name for row in pool.launchable()] if pool.efa else pool.instance_types
-        requirements.append(kp.NodePoolSpecTemplateSpecRequirements(
-            key="node.kubernetes.io/instance-type", operator=op.IN, values=names
-        ))
+        requirements.append(
+            kp.NodePoolSpecTemplateSpecRequirements(
+                key="node.kubernetes.io/instance-type", operator=op.IN, values=names
+            )
+        )
     else:
-        requirements.append(kp.NodePoolSpecTemplateSpecRequirements(
-            key="karpenter.k8s.aws/instance-family", operator=op.IN,
-            values=list(pool.instance_families),
-        ))
+        requirements.append(
+            kp.NodePoolSpecTemplateSpecRequirements(
+                key="karpenter.k8s.aws/instance-family",
+                operator=op.IN,
+                values=list(pool.instance_families),
+            )
+        )
     if pool.zones:
-        requirements.append(kp.NodePoolSpecTemplateSpecRequirements(
-            key="topology.kubernetes.io/zone", operator=op.IN, values=list(pool.zones)
-        ))
+        requirements.append(
+            kp.NodePoolSpecTemplateSpecRequirements(
+                key="topology.kubernetes.io/zone", operator=op.IN, values=list(pool.zones)
+            )
+        )
     if pool.reservation_types and pool.capacity_types == ["reserved"]:
         # Karpenter 1.14 labels reserved nodes with their reservation's type; on-demand and
         # spot nodes carry no such label, so only a reserved-only pool may require it.
-        requirements.append(kp.NodePoolSpecTemplateSpecRequirements(
-            key=CAPACITY_RESERVATION_TYPE_LABEL, operator=op.IN, values=pool.reservation_types
-        ))
+        requirements.append(
+            kp.NodePoolSpecTemplateSpecRequirements(
+                key=CAPACITY_RESERVATION_TYPE_LABEL, operator=op.IN, values=pool.reservation_types
+            )
+        )
 
     labels = {NODE_ROLE_LABEL: "gpu" if pool.is_gpu else "cpu"}
     taints = []
@@ -194,9 +192,11 @@ def node_pool(
     gpu_label = pool.gpu_label  # None for a CPU pool
     if gpu_label is not None:
         labels[GPU_MODEL_LABEL] = gpu_label
-        taints.append(kp.NodePoolSpecTemplateSpecTaints(
-            key=GPU_TAINT_KEY, effect=kp.NodePoolSpecTemplateSpecTaintsEffect.NO_SCHEDULE
-        ))
+        taints.append(
+            kp.NodePoolSpecTemplateSpecTaints(
+                key=GPU_TAINT_KEY, effect=kp.NodePoolSpecTemplateSpecTaintsEffect.NO_SCHEDULE
+            )
+        )
         limits[GPU_TAINT_KEY] = kp.NodePoolSpecLimits.from_string(str(pool_limits.gpus))
     if pool.efa:
         labels[EFA_LABEL] = "true"
@@ -225,10 +225,12 @@ def node_pool(
                     ),
                     requirements=requirements,
                     taints=taints or None,
-                    startup_taints=[kp.NodePoolSpecTemplateSpecStartupTaints(
-                        key=EFS_STARTUP_TAINT_KEY,
-                        effect=kp.NodePoolSpecTemplateSpecStartupTaintsEffect.NO_EXECUTE,
-                    )],
+                    startup_taints=[
+                        kp.NodePoolSpecTemplateSpecStartupTaints(
+                            key=EFS_STARTUP_TAINT_KEY,
+                            effect=kp.NodePoolSpecTemplateSpecStartupTaintsEffect.NO_EXECUTE,
+                        )
+                    ],
                     expire_after=pool.expire_after,
                     termination_grace_period=pool.termination_grace_period,
                 ),

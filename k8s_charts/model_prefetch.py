@@ -78,8 +78,7 @@ def model_prefetch_job(
     from config platform.model_cache (prefetch_backoff_limit / prefetch_timeout_minutes)."""
     if not MODEL_ID.match(model_id):
         raise ValueError(
-            f"model id '{model_id}' is not a Hugging Face repository id; use owner/name, "
-            "e.g. Qwen/Qwen3-0.6B"
+            f"model id '{model_id}' is not a Hugging Face repository id; use owner/name, e.g. Qwen/Qwen3-0.6B"
         )
     # The script is part of what the Job does: a new script must become a new Job too.
     name = job_name(
@@ -117,9 +116,7 @@ def model_prefetch_job(
                             ],
                             # HF_TOKEN, synced from Secrets Manager by External Secrets.
                             env_from=[
-                                k8s.EnvFromSource(
-                                    secret_ref=k8s.SecretEnvSource(name=HF_TOKEN_SECRET)
-                                )
+                                k8s.EnvFromSource(secret_ref=k8s.SecretEnvSource(name=HF_TOKEN_SECRET))
                             ],
                             volume_mounts=[
                                 k8s.VolumeMount(name="model-cache", mount_path=MODEL_CACHE_MOUNT_PATH),

@@ -45,12 +45,16 @@ def _selector(graph: GraphConfig, component: str | None = None) -> k8s.LabelSele
 
 def _namespaces(names: Sequence[str]) -> k8s.LabelSelector:
     return k8s.LabelSelector(
-        match_expressions=[k8s.LabelSelectorRequirement(key=NAMESPACE_NAME_LABEL, operator="In", values=list(names))]
+        match_expressions=[
+            k8s.LabelSelectorRequirement(key=NAMESPACE_NAME_LABEL, operator="In", values=list(names))
+        ]
     )
 
 
 def _ports(ports: Sequence[int]) -> list[k8s.NetworkPolicyPort]:
-    return [k8s.NetworkPolicyPort(protocol="TCP", port=k8s.IntOrString.from_number(p)) for p in sorted(set(ports))]
+    return [
+        k8s.NetworkPolicyPort(protocol="TCP", port=k8s.IntOrString.from_number(p)) for p in sorted(set(ports))
+    ]
 
 
 def _policy(

@@ -142,11 +142,15 @@ def namespace_pod_security(cfg: DeploymentConfig) -> dict[str, tuple[str, str | 
 def namespaces_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     chart = cdk8s.Chart(app, "platform-namespaces")
     for name, (enforce, reason) in namespace_pod_security(cfg).items():
-        k8s.KubeNamespace(chart, name, metadata=k8s.ObjectMeta(
-            name=name,
-            labels=psa_labels(enforce, reason=reason),
-            annotations={PSA_REASON_ANNOTATION: reason} if reason else None,
-        ))
+        k8s.KubeNamespace(
+            chart,
+            name,
+            metadata=k8s.ObjectMeta(
+                name=name,
+                labels=psa_labels(enforce, reason=reason),
+                annotations={PSA_REASON_ANNOTATION: reason} if reason else None,
+            ),
+        )
     return chart
 
 
@@ -174,18 +178,24 @@ def secrets_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
         ),
     )
     _synced_secret(
-        chart, HF_TOKEN_SECRET, INFERENCE_NAMESPACE,
+        chart,
+        HF_TOKEN_SECRET,
+        INFERENCE_NAMESPACE,
         [(HF_TOKEN_KEY, hf_token_secret_name(cfg.cluster.name), None)],
     )
     if cfg.platform.monitoring.enabled:
         remote = grafana_admin_secret_name(cfg.cluster.name)
         _synced_secret(
-            chart, GRAFANA_ADMIN_SECRET, MONITORING_NAMESPACE,
+            chart,
+            GRAFANA_ADMIN_SECRET,
+            MONITORING_NAMESPACE,
             [(key, remote, key) for key in (GRAFANA_ADMIN_USER_KEY, GRAFANA_ADMIN_PASSWORD_KEY)],
         )
     if cfg.platform.monitoring.alert_webhook:
         _synced_secret(
-            chart, ALERT_WEBHOOK_SECRET, MONITORING_NAMESPACE,
+            chart,
+            ALERT_WEBHOOK_SECRET,
+            MONITORING_NAMESPACE,
             [(ALERT_WEBHOOK_KEY, alert_webhook_secret_name(cfg.cluster.name), None)],
         )
     return chart
@@ -296,11 +306,10 @@ def _storage_class(
 def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelings]:
     """Copy the operator's pod labels onto every series: the dashboard filters by `graph`,
     the Planner by `dynamo_namespace` (as upstream's monitors do)."""
+
     def from_label(label: str, target: str) -> prom.PodMonitorSpecPodMetricsEndpointsRelabelings:
         source = "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() else "_" for c in label)
-        return prom.PodMonitorSpecPodMetricsEndpointsRelabelings(
-            source_labels=[source], target_label=target
-        )
+        return prom.PodMonitorSpecPodMetricsEndpointsRelabelings(source_labels=[source], target_label=target)
 
     return [
         from_label(DYNAMO_GRAPH_NAME, "graph"),
@@ -330,12 +339,12 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
                         )
                     ],
                 ),
-                namespace_selector=prom.PodMonitorSpecNamespaceSelector(
-                    match_names=[INFERENCE_NAMESPACE]
-                ),
+                namespace_selector=prom.PodMonitorSpecNamespaceSelector(match_names=[INFERENCE_NAMESPACE]),
                 pod_metrics_endpoints=[
                     prom.PodMonitorSpecPodMetricsEndpoints(
-                        port=port, path="/metrics", interval=interval,
+                        port=port,
+                        path="/metrics",
+                        interval=interval,
                         # Workers label their own series with dynamo_namespace; keep theirs.
                         honor_labels=True,
                         relabelings=_graph_relabelings(),
@@ -394,12 +403,20 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
             namespace_selector=prom.PodMonitorSpecNamespaceSelector(match_names=[DYNAMO_SYSTEM_NAMESPACE]),
             pod_metrics_endpoints=[
                 prom.PodMonitorSpecPodMetricsEndpoints(
-                    path="/metrics", interval=interval, honor_labels=True,
+                    path="/metrics",
+                    interval=interval,
+                    honor_labels=True,
                     relabelings=[
-                        relabel(source_labels=["__meta_kubernetes_pod_container_name"], regex="manager",
-                                action=prom.PodMonitorSpecPodMetricsEndpointsRelabelingsAction.KEEP),
-                        relabel(source_labels=["__meta_kubernetes_pod_ip"], target_label="__address__",
-                                replacement=f"$1:{OPERATOR_METRICS_PORT}"),
+                        relabel(
+                            source_labels=["__meta_kubernetes_pod_container_name"],
+                            regex="manager",
+                            action=prom.PodMonitorSpecPodMetricsEndpointsRelabelingsAction.KEEP,
+                        ),
+                        relabel(
+                            source_labels=["__meta_kubernetes_pod_ip"],
+                            target_label="__address__",
+                            replacement=f"$1:{OPERATOR_METRICS_PORT}",
+                        ),
                     ],
                 )
             ],
@@ -421,7 +438,9 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
                 }
             ),
             namespace_selector=prom.ServiceMonitorSpecNamespaceSelector(match_names=[KARPENTER_NAMESPACE]),
-            endpoints=[prom.ServiceMonitorSpecEndpoints(port="http-metrics", path="/metrics", interval=interval)],
+            endpoints=[
+                prom.ServiceMonitorSpecEndpoints(port="http-metrics", path="/metrics", interval=interval)
+            ],
         ),
     )
     prom.PrometheusRule(
@@ -472,9 +491,7 @@ def build_charts(app: cdk8s.App, cfg: DeploymentConfig, inputs: PlatformInputs) 
         namespaces=namespaces_chart(app, cfg),
         secrets=secrets_chart(app, cfg),
         model_cache=model_cache_chart(app, cfg, file_system_id=inputs.file_system_id),
-        prometheus_storage=(
-            prometheus_storage_chart(app, cfg) if cfg.platform.monitoring.enabled else None
-        ),
+        prometheus_storage=(prometheus_storage_chart(app, cfg) if cfg.platform.monitoring.enabled else None),
         monitoring=monitoring_chart(app, cfg) if cfg.platform.monitoring.enabled else None,
     )
 

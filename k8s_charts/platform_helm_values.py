@@ -87,9 +87,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, *, retain_data: b
                         "spec": {
                             "storageClassName": EBS_STORAGE_CLASS,
                             "accessModes": ["ReadWriteOnce"],
-                            "resources": {
-                                "requests": {"storage": f"{monitoring.prometheus_storage_gib}Gi"}
-                            },
+                            "resources": {"requests": {"storage": f"{monitoring.prometheus_storage_gib}Gi"}},
                         }
                     }
                 },
@@ -145,8 +143,10 @@ def _alertmanager(monitoring: MonitoringConfig) -> dict:
     receivers: list[dict] = [{"name": "null"}]
     if monitoring.alert_webhook:
         receivers.append(
-            {"name": "webhook",
-             "webhook_configs": [{"url_file": ALERT_WEBHOOK_URL_FILE, "send_resolved": True}]}
+            {
+                "name": "webhook",
+                "webhook_configs": [{"url_file": ALERT_WEBHOOK_URL_FILE, "send_resolved": True}],
+            }
         )
     return {
         "enabled": True,
@@ -189,11 +189,7 @@ def dcgm_exporter_values(*, bottlerocket: bool = False) -> dict:
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {"key": GPU_NODE_LABEL, "operator": "Gt", "values": ["0"]}
-                            ]
-                        }
+                        {"matchExpressions": [{"key": GPU_NODE_LABEL, "operator": "Gt", "values": ["0"]}]}
                     ]
                 }
             }

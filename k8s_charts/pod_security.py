@@ -82,7 +82,9 @@ def psa_labels(enforce: str, *, reason: str | None = None) -> dict[str, str]:
     reported. A level below restricted must carry its reason (shown in review output)."""
     if enforce != "restricted" and not reason:
         raise ValueError(f"pod security level {enforce!r} below restricted needs a reason")
-    labels = {f"{PSA_PREFIX}/{mode}": level for mode, level in (
-        ("enforce", enforce), ("warn", "restricted"), ("audit", "restricted"))}
+    labels = {
+        f"{PSA_PREFIX}/{mode}": level
+        for mode, level in (("enforce", enforce), ("warn", "restricted"), ("audit", "restricted"))
+    }
     labels.update({f"{PSA_PREFIX}/{mode}-version": PSA_VERSION for mode in ("enforce", "warn", "audit")})
     return labels

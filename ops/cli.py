@@ -17,18 +17,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("ops.validate", "check a config file and print what it would deploy"),
     "plan": ("ops.plan", "show each graph's GPUs, nodes, KV-cache room and on-demand cost"),
     "manifests": ("ops.manifests", "write the Kubernetes manifests of every environment as YAML"),
-    "rehearse": ("ops.rehearse", "run a graph's topology on this machine (real Dynamo, CPU "
-                                 "mocker engine) and smoke-test it; --keep keeps it running"),
-    "smoke": ("ops.smoke", "smoke-test a Dynamo frontend: model listed, health, metrics, "
-                           "completions, latency"),
-    "credentials": ("ops.credentials", "check that AWS credentials are set (make diff, deploy "
-                                       "and destroy run it first)"),
-    "preflight": ("ops.preflight", "check an AWS account before deploying: credentials, "
-                                   "bootstrap, GPU quotas, offerings, HF token"),
-    "review": ("ops.review", "what a change does to each environment: cdk diff, manifest "
-                             "diff, summary (offline)"),
-    "destroy-target": ("ops.destroy_target", "the config `make destroy` uses (one environment "
-                                             "of a pipeline config)"),
+    "rehearse": (
+        "ops.rehearse",
+        "run a graph's topology on this machine (real Dynamo, CPU "
+        "mocker engine) and smoke-test it; --keep keeps it running",
+    ),
+    "smoke": (
+        "ops.smoke",
+        "smoke-test a Dynamo frontend: model listed, health, metrics, completions, latency",
+    ),
+    "credentials": (
+        "ops.credentials",
+        "check that AWS credentials are set (make diff, deploy and destroy run it first)",
+    ),
+    "preflight": (
+        "ops.preflight",
+        "check an AWS account before deploying: credentials, bootstrap, GPU quotas, offerings, HF token",
+    ),
+    "review": (
+        "ops.review",
+        "what a change does to each environment: cdk diff, manifest diff, summary (offline)",
+    ),
+    "destroy-target": (
+        "ops.destroy_target",
+        "the config `make destroy` uses (one environment of a pipeline config)",
+    ),
     "config-docs": ("ops.config_docs", "regenerate docs/CONFIG.md from the config models"),
 }
 
@@ -54,11 +67,12 @@ class UsageError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ops", description=DESCRIPTION, epilog=EPILOG,
+        prog="python -m ops",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                title="commands")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)

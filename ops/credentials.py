@@ -13,8 +13,9 @@ from ops.cli import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default="config/default.yaml",
-                        help="config the credentials are for (named in the hint)")
+    parser.add_argument(
+        "--config", default="config/default.yaml", help="config the credentials are for (named in the hint)"
+    )
     parser.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
 
 

@@ -55,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
     by_name = {env.environment: env for env in environments}
     if args.environment not in by_name:
         raise UsageError(
-            f"{args.config} has no environment '{args.environment}'; use one of "
-            f"{', '.join(by_name)}"
+            f"{args.config} has no environment '{args.environment}'; use one of {', '.join(by_name)}"
         )
     env = by_name[args.environment]
     path = Path(args.out_dir) / f"{env.environment}.yaml"
@@ -82,11 +81,23 @@ def _pipeline_name(cfg) -> str:
 
 
 def _disable_transition(cfg, env) -> str:
-    return shlex.join([
-        "aws", "codepipeline", "disable-stage-transition", "--region", cfg.pipeline.region,
-        "--pipeline-name", _pipeline_name(cfg), "--stage-name", env.environment,
-        "--transition-type", "Inbound", "--reason", "teardown",
-    ])
+    return shlex.join(
+        [
+            "aws",
+            "codepipeline",
+            "disable-stage-transition",
+            "--region",
+            cfg.pipeline.region,
+            "--pipeline-name",
+            _pipeline_name(cfg),
+            "--stage-name",
+            env.environment,
+            "--transition-type",
+            "Inbound",
+            "--reason",
+            "teardown",
+        ]
+    )
 
 
 def refusal(config: str, cfg, environments) -> list[str]:

@@ -76,9 +76,7 @@ def dynamo_python() -> Path:
     if not python.exists():
         from ops.cli import UsageError
 
-        raise UsageError(
-            f"{python} not found; install Dynamo {_dynamo_version()} with `make dynamo-venv`"
-        )
+        raise UsageError(f"{python} not found; install Dynamo {_dynamo_version()} with `make dynamo-venv`")
     return python
 
 
@@ -159,21 +157,40 @@ class LocalDynamo:
         model = self.workdir / "model"
         subprocess.run(
             [str(self.python), "-m", "ops.tiny_model", str(model)],
-            cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
         self._start_leader()
         env = self._environment()
-        frontend = ["-m", "dynamo.frontend", "--http-host", "127.0.0.1",
-                    "--http-port", str(self.port), "--namespace", DYNAMO_NAMESPACE, *DISCOVERY]
+        frontend = [
+            "-m",
+            "dynamo.frontend",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            str(self.port),
+            "--namespace",
+            DYNAMO_NAMESPACE,
+            *DISCOVERY,
+        ]
         if self.graph.router_mode:
             frontend += ["--router-mode", self.graph.router_mode]
         self._spawn("frontend", frontend, env)
         for index, role in enumerate(self.graph.workers):
             self._spawn(
                 f"mocker-{index}-{role}",
-                ["-m", "dynamo.mocker", "--model-path", str(model),
-                 "--model-name", self.graph.served_model_name,
-                 "--disaggregation-mode", role, *DISCOVERY],
+                [
+                    "-m",
+                    "dynamo.mocker",
+                    "--model-path",
+                    str(model),
+                    "--model-name",
+                    self.graph.served_model_name,
+                    "--disaggregation-mode",
+                    role,
+                    *DISCOVERY,
+                ],
                 env,
             )
         self.wait_listening()
@@ -201,8 +218,12 @@ class LocalDynamo:
         if self.isolate:
             command = ["unshare", "--net", "--", "sh", "-c", f"ip link set lo up && {script}"]
         leader = self._leader = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.workdir,
-            process_group=0, preexec_fn=_die_with_parent,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.workdir,
+            process_group=0,
+            preexec_fn=_die_with_parent,
         )
         assert leader.stdout is not None and leader.stderr is not None  # both piped
         line = leader.stdout.readline().strip()
@@ -231,8 +252,13 @@ class LocalDynamo:
         with log.open("wb") as handle:
             popen = subprocess.Popen(
                 self.netns_command([str(self.python), *args]),
-                stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-                env=env, cwd=self.workdir, process_group=self.pgid, preexec_fn=_die_with_parent,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                process_group=self.pgid,
+                preexec_fn=_die_with_parent,
             )
         self._processes.append(_Process(name, popen, log))
 

@@ -18,8 +18,11 @@ from plan import load_config
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="path to the YAML config")
-    parser.add_argument("--out", default="dist/manifests",
-                        help="output folder; one subfolder per environment (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default="dist/manifests",
+        help="output folder; one subfolder per environment (default: %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,8 +13,18 @@ from plan import load_config
 from plan.capacity import RESERVE_GIB, GraphPlan, plan_graph
 from plan.pools import resolve_pool_limits
 
-COLUMNS = ("graph", "role", "instance", "replicas x TP", "GPUs", "nodes", "weights/GPU",
-           "KV tokens", "seqs@max_len", "$/hour")
+COLUMNS = (
+    "graph",
+    "role",
+    "instance",
+    "replicas x TP",
+    "GPUs",
+    "nodes",
+    "weights/GPU",
+    "KV tokens",
+    "seqs@max_len",
+    "$/hour",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,27 +40,43 @@ def rows(plan: GraphPlan) -> list[tuple[str, ...]]:
         if role.nodes > 1:
             shape += f" ({role.nodes} nodes each)"
         if fit is None:
-            out.append((plan.graph, role.role, "-", shape, "-" if plan.backend == "mocker" else str(role.gpus),
-                        "-", "-", "-", "-", "-"))
+            out.append(
+                (
+                    plan.graph,
+                    role.role,
+                    "-",
+                    shape,
+                    "-" if plan.backend == "mocker" else str(role.gpus),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                )
+            )
             continue
-        out.append((
-            plan.graph,
-            role.role,
-            f"{fit.instance.name} ({fit.instance.gpus}x {fit.instance.gpu_model} {fit.instance.gpu_memory_gib:.1f} GiB)",
-            shape,
-            str(role.gpus),
-            str(role.node_count),
-            f"{fit.weights_per_gpu_gb:.1f} GB",
-            f"{fit.kv_tokens:,}",
-            f"{fit.concurrent_sequences} @ {fit.max_model_len:,}",
-            f"{role.usd_per_hour:,.2f}" if role.usd_per_hour is not None else role.pricing,
-        ))
+        out.append(
+            (
+                plan.graph,
+                role.role,
+                f"{fit.instance.name} ({fit.instance.gpus}x {fit.instance.gpu_model} {fit.instance.gpu_memory_gib:.1f} GiB)",
+                shape,
+                str(role.gpus),
+                str(role.node_count),
+                f"{fit.weights_per_gpu_gb:.1f} GB",
+                f"{fit.kv_tokens:,}",
+                f"{fit.concurrent_sequences} @ {fit.max_model_len:,}",
+                f"{role.usd_per_hour:,.2f}" if role.usd_per_hour is not None else role.pricing,
+            )
+        )
     return out
 
 
 def table(lines: list[tuple[str, ...]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,14 +105,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"{plan.graph}: {plan.backend} {plan.topology}, {plan.model}: {price}; {status} ({plan.note})")
         for warning in plan.warnings:
             print(f"  warning: {warning}")
-    priced = sorted({
-        f"{source.key} ({source.date})"
-        for plan in plans for role in plan.roles if role.fit is not None
-        and (found := catalog_price(role.fit.instance.name, cfg.region)) is not None
-        for source in [found.source]
-    })
-    unpriced = sorted({role.fit.instance.name for plan in plans for role in plan.roles
-                       if role.fit is not None and role.pricing.startswith("no ")})
+    priced = sorted(
+        {
+            f"{source.key} ({source.date})"
+            for plan in plans
+            for role in plan.roles
+            if role.fit is not None
+            and (found := catalog_price(role.fit.instance.name, cfg.region)) is not None
+            for source in [found.source]
+        }
+    )
+    unpriced = sorted(
+        {
+            role.fit.instance.name
+            for plan in plans
+            for role in plan.roles
+            if role.fit is not None and role.pricing.startswith("no ")
+        }
+    )
     print(
         f"\ntotal GPU workers: ${total:,.2f}/hour on demand in {cfg.region} "
         f"(prices: {'; '.join(priced) or 'none'}; frontend/planner CPU nodes, EKS and storage not "

@@ -43,10 +43,10 @@ class Quota:
     label: str  # preflight check name: "quota <label>"
 
 
-STANDARD = Quota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
-                 "Standard")
-STANDARD_SPOT = Quota("L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
-                      "Standard spot")
+STANDARD = Quota("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "Standard")
+STANDARD_SPOT = Quota(
+    "L-34B43A08", "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests", "Standard spot"
+)
 G_VT = Quota("L-DB2E81BA", "Running On-Demand G and VT instances", "G and VT")
 G_VT_SPOT = Quota("L-3819A6DF", "All G and VT Spot Instance Requests", "G and VT spot")
 P = Quota("L-417A185B", "Running On-Demand P instances", "P")
@@ -91,10 +91,13 @@ SPOT_ROLE_FIX = "aws iam create-service-linked-role --aws-service-name spot.amaz
 # it; "@latest" reads the mutable "recommended"/"latest" parameter. Karpenter only fails when
 # no variant resolves, but a missing nvidia (or standard) parameter means GPU (or CPU) nodes
 # never launch, so preflight checks each variant the pools need (all catalog types are x86_64).
-AL2023_PARAMETER = ("/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/{variant}/"
-                    "amazon-eks-node-al2023-{arch}-{variant}-{k8s}-{version}/image_id")
-AL2023_LATEST_PARAMETER = ("/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/"
-                           "{variant}/recommended/image_id")
+AL2023_PARAMETER = (
+    "/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/{variant}/"
+    "amazon-eks-node-al2023-{arch}-{variant}-{k8s}-{version}/image_id"
+)
+AL2023_LATEST_PARAMETER = (
+    "/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/{variant}/recommended/image_id"
+)
 BOTTLEROCKET_PARAMETER = "/aws/service/bottlerocket/aws-k8s-{k8s}{suffix}/{arch}/{version}/image_id"
 
 
@@ -146,11 +149,15 @@ def preflight(cfg, config_path: str, clients: Clients) -> list[Line]:
     for label, target in deployment_targets(cfg, config_path):
         prefix = f"[{label}] " if label else ""
         if target.account not in (None, account):
-            lines.append(Line(
-                "WARN", f"{prefix}account", f"environment is in account {target.account}; "
-                f"these credentials are for {account}, so it was not checked",
-                f"run preflight with credentials for {target.account}",
-            ))
+            lines.append(
+                Line(
+                    "WARN",
+                    f"{prefix}account",
+                    f"environment is in account {target.account}; "
+                    f"these credentials are for {account}, so it was not checked",
+                    f"run preflight with credentials for {target.account}",
+                )
+            )
             continue
         before = len(lines)
         check_bootstrap(account, target.region, clients, lines)
@@ -172,11 +179,14 @@ def preflight(cfg, config_path: str, clients: Clients) -> list[Line]:
             for line in lines[before:]:
                 line.check = f"[pipeline] {line.check}"
         else:
-            lines.append(Line(
-                "WARN", "[pipeline] bootstrap", f"tooling account {pipeline.account} was not "
-                f"checked (credentials are for {account})",
-                f"run preflight with credentials for {pipeline.account}",
-            ))
+            lines.append(
+                Line(
+                    "WARN",
+                    "[pipeline] bootstrap",
+                    f"tooling account {pipeline.account} was not checked (credentials are for {account})",
+                    f"run preflight with credentials for {pipeline.account}",
+                )
+            )
     return lines
 
 
@@ -198,27 +208,39 @@ def check_credentials(cfg, clients: Clients, lines: list[Line]) -> str | None:
     try:
         identity = clients.get("sts", cfg.region).get_caller_identity()
     except (BotoCoreError, ClientError) as err:
-        lines.append(Line(
-            "FAIL", "credentials", f"no usable AWS credentials: {err}",
-            "run `aws sso login` / `aws configure`, or export AWS_PROFILE",
-        ))
+        lines.append(
+            Line(
+                "FAIL",
+                "credentials",
+                f"no usable AWS credentials: {err}",
+                "run `aws sso login` / `aws configure`, or export AWS_PROFILE",
+            )
+        )
         return None
     account = identity["Account"]
     if cfg.account and cfg.account != account and cfg.pipeline is None:
-        lines.append(Line(
-            "FAIL", "credentials", f"credentials are for account {account} but the config "
-            f"deploys to {cfg.account} ({identity['Arn']})",
-            f"use credentials for {cfg.account} or set account: \"{account}\"",
-        ))
+        lines.append(
+            Line(
+                "FAIL",
+                "credentials",
+                f"credentials are for account {account} but the config "
+                f"deploys to {cfg.account} ({identity['Arn']})",
+                f'use credentials for {cfg.account} or set account: "{account}"',
+            )
+        )
         return None
     lines.append(Line("PASS", "credentials", f"account {account} as {identity['Arn']}"))
     session_region = getattr(clients.session, "region_name", None)
     if session_region and session_region != cfg.region:
-        lines.append(Line(
-            "WARN", "region", f"your default region is {session_region}; the config deploys to "
-            f"{cfg.region} (cdk uses the config, but aws/kubectl commands you run will not)",
-            f"export AWS_REGION={cfg.region}",
-        ))
+        lines.append(
+            Line(
+                "WARN",
+                "region",
+                f"your default region is {session_region}; the config deploys to "
+                f"{cfg.region} (cdk uses the config, but aws/kubectl commands you run will not)",
+                f"export AWS_REGION={cfg.region}",
+            )
+        )
     else:
         lines.append(Line("PASS", "region", cfg.region))
     return account
@@ -232,16 +254,34 @@ def check_bootstrap(account: str, region: str, clients: Clients, lines: list[Lin
         parameter = clients.get("ssm", region).get_parameter(Name=BOOTSTRAP_PARAMETER)
     except ClientError as err:
         if err.response["Error"]["Code"] != "ParameterNotFound":
-            lines.append(Line("FAIL", "bootstrap", f"cannot read {BOOTSTRAP_PARAMETER} in "
-                                                   f"{region}: {err}", "allow ssm:GetParameter"))
+            lines.append(
+                Line(
+                    "FAIL",
+                    "bootstrap",
+                    f"cannot read {BOOTSTRAP_PARAMETER} in {region}: {err}",
+                    "allow ssm:GetParameter",
+                )
+            )
             return
-        lines.append(Line("FAIL", "bootstrap", f"{account}/{region} is not CDK-bootstrapped "
-                                               f"({BOOTSTRAP_PARAMETER} missing)", fix))
+        lines.append(
+            Line(
+                "FAIL",
+                "bootstrap",
+                f"{account}/{region} is not CDK-bootstrapped ({BOOTSTRAP_PARAMETER} missing)",
+                fix,
+            )
+        )
         return
     version = int(parameter["Parameter"]["Value"])
     if version < MIN_BOOTSTRAP_VERSION:
-        lines.append(Line("FAIL", "bootstrap", f"bootstrap version {version} in {region} is "
-                                               f"older than {MIN_BOOTSTRAP_VERSION}", fix))
+        lines.append(
+            Line(
+                "FAIL",
+                "bootstrap",
+                f"bootstrap version {version} in {region} is older than {MIN_BOOTSTRAP_VERSION}",
+                fix,
+            )
+        )
         return
     lines.append(Line("PASS", "bootstrap", f"{account}/{region} bootstrap version {version}"))
 
@@ -377,8 +417,9 @@ def _read_quota(quotas, code: str, check: str, lines: list[Line]) -> float | Non
     try:
         return _quota_value(quotas, code)
     except ClientError as err:
-        lines.append(Line("WARN", check, f"cannot read quota {code}: {err}",
-                          "allow servicequotas:GetServiceQuota"))
+        lines.append(
+            Line("WARN", check, f"cannot read quota {code}: {err}", "allow servicequotas:GetServiceQuota")
+        )
         return None
 
 
@@ -388,8 +429,10 @@ def _check_on_demand_quota(cfg, quotas, need: VcpuDemand, lines: list[Line]) -> 
     value = _read_quota(quotas, quota.code, check, lines)
     if value is None:
         return
-    fix = (f"request an increase of '{quota.name}' ({quota.code}) in {cfg.region} to at "
-           "least {n} vCPUs (Service Quotas console)")
+    fix = (
+        f"request an increase of '{quota.name}' ({quota.code}) in {cfg.region} to at "
+        "least {n} vCPUs (Service Quotas console)"
+    )
     pools = ", ".join(need.pool_names) or "none"
     if value < need.required:
         if need.system and need.graphs:
@@ -398,18 +441,30 @@ def _check_on_demand_quota(cfg, quotas, need: VcpuDemand, lines: list[Line]) -> 
             what = f"the system node group needs ({need.system_detail})"
         else:
             what = "the graphs need on-demand"
-        lines.append(Line("FAIL", check, f"{value:.0f} vCPUs < {need.required} {what}",
-                          fix.format(n=need.required)))
+        lines.append(
+            Line("FAIL", check, f"{value:.0f} vCPUs < {need.required} {what}", fix.format(n=need.required))
+        )
     elif value < need.most:
         extra = f", system nodes {need.system}" if need.system else ""
-        lines.append(Line("WARN", check, f"{value:.0f} vCPUs < {need.most} that pools {pools}"
-                                         f"{' and the system node group' if need.system else ''}"
-                                         f" may launch (graphs need {need.graphs}{extra})",
-                          fix.format(n=need.most)))
+        lines.append(
+            Line(
+                "WARN",
+                check,
+                f"{value:.0f} vCPUs < {need.most} that pools {pools}"
+                f"{' and the system node group' if need.system else ''}"
+                f" may launch (graphs need {need.graphs}{extra})",
+                fix.format(n=need.most),
+            )
+        )
     else:
         extra = f", system nodes {need.system}" if need.system else ""
-        lines.append(Line("PASS", check, f"{value:.0f} vCPUs >= {need.most} "
-                                         f"(graphs {need.graphs}{extra}, pools {need.pools})"))
+        lines.append(
+            Line(
+                "PASS",
+                check,
+                f"{value:.0f} vCPUs >= {need.most} (graphs {need.graphs}{extra}, pools {need.pools})",
+            )
+        )
 
 
 def _check_spot_quota(cfg, quotas, need: VcpuDemand, lines: list[Line]) -> None:
@@ -422,16 +477,18 @@ def _check_spot_quota(cfg, quotas, need: VcpuDemand, lines: list[Line]) -> None:
         return
     pools = ", ".join(need.pool_names)
     if value < need.pools:
-        lines.append(Line(
-            "WARN", check,
-            f"{value:.0f} vCPUs < {need.pools} that pools {pools} may launch as spot; "
-            "Karpenter falls back to on-demand",
-            f"request an increase of '{quota.name}' ({quota.code}) in {cfg.region} to at "
-            f"least {need.pools} vCPUs (Service Quotas console)",
-        ))
+        lines.append(
+            Line(
+                "WARN",
+                check,
+                f"{value:.0f} vCPUs < {need.pools} that pools {pools} may launch as spot; "
+                "Karpenter falls back to on-demand",
+                f"request an increase of '{quota.name}' ({quota.code}) in {cfg.region} to at "
+                f"least {need.pools} vCPUs (Service Quotas console)",
+            )
+        )
     else:
-        lines.append(Line("PASS", check, f"{value:.0f} vCPUs >= {need.pools} "
-                                         f"(spot pools {pools})"))
+        lines.append(Line("PASS", check, f"{value:.0f} vCPUs >= {need.pools} (spot pools {pools})"))
 
 
 def _quota_value(quotas, code: str) -> float:
@@ -458,17 +515,22 @@ def check_spot_role(cfg, clients: Clients, lines: list[Line]) -> None:
         clients.get("iam", cfg.region).get_role(RoleName=SPOT_ROLE)
     except ClientError as err:
         if err.response["Error"]["Code"] != "NoSuchEntity":
-            lines.append(Line("WARN", "spot role", f"cannot read role {SPOT_ROLE}: {err}",
-                              "allow iam:GetRole"))
+            lines.append(
+                Line("WARN", "spot role", f"cannot read role {SPOT_ROLE}: {err}", "allow iam:GetRole")
+            )
             return
-        lines.append(Line(
-            "FAIL", "spot role", f"{SPOT_ROLE} does not exist; pools {', '.join(spot_pools)} "
-            "allow spot but EC2 refuses spot launches without it (Karpenter silently falls "
-            "back to on-demand)", SPOT_ROLE_FIX,
-        ))
+        lines.append(
+            Line(
+                "FAIL",
+                "spot role",
+                f"{SPOT_ROLE} does not exist; pools {', '.join(spot_pools)} "
+                "allow spot but EC2 refuses spot launches without it (Karpenter silently falls "
+                "back to on-demand)",
+                SPOT_ROLE_FIX,
+            )
+        )
         return
-    lines.append(Line("PASS", "spot role", f"{SPOT_ROLE} exists (spot pools "
-                                           f"{', '.join(spot_pools)})"))
+    lines.append(Line("PASS", "spot role", f"{SPOT_ROLE} exists (spot pools {', '.join(spot_pools)})"))
 
 
 def ami_parameters(alias: str, k8s: str, gpu: bool, cpu: bool) -> list[str]:
@@ -478,13 +540,15 @@ def ami_parameters(alias: str, k8s: str, gpu: bool, cpu: bool) -> list[str]:
     variants = [name for name, wanted in (("standard", cpu), ("nvidia", gpu)) if wanted]
     if family == "al2023":
         template = AL2023_LATEST_PARAMETER if version == "latest" else AL2023_PARAMETER
-        return [template.format(k8s=k8s, arch="x86_64", variant=v, version=version)
-                for v in variants]
+        return [template.format(k8s=k8s, arch="x86_64", variant=v, version=version) for v in variants]
     if family == "bottlerocket":
         release = version if version == "latest" else version.lstrip("v")
-        return [BOTTLEROCKET_PARAMETER.format(k8s=k8s, suffix="" if v == "standard" else "-nvidia",
-                                              arch="x86_64", version=release)
-                for v in variants]
+        return [
+            BOTTLEROCKET_PARAMETER.format(
+                k8s=k8s, suffix="" if v == "standard" else "-nvidia", arch="x86_64", version=release
+            )
+            for v in variants
+        ]
     raise ValueError(f"unknown AMI alias family in {alias!r}")
 
 
@@ -502,25 +566,41 @@ def check_ami_aliases(cfg, clients: Clients, lines: list[Line]) -> None:
     name = "AMI_ALIAS_BOTTLEROCKET" if karpenter.use_bottlerocket else "AMI_ALIAS_AL2023"
     alias = getattr(versions, name)
     k8s = cfg.cluster.kubernetes_version
-    wanted = ami_parameters(alias, k8s, gpu=any(p.is_gpu for p in pools),
-                            cpu=any(not p.is_gpu for p in pools))
+    wanted = ami_parameters(
+        alias, k8s, gpu=any(p.is_gpu for p in pools), cpu=any(not p.is_gpu for p in pools)
+    )
     try:
         found = clients.get("ssm", cfg.region).get_parameters(Names=wanted)
     except ClientError as err:
-        lines.append(Line("WARN", "ami alias", f"cannot read SSM parameters: {err}",
-                          "allow ssm:GetParameters"))
+        lines.append(
+            Line("WARN", "ami alias", f"cannot read SSM parameters: {err}", "allow ssm:GetParameters")
+        )
         return
-    missing = [n for n in wanted if n in set(found.get("InvalidParameters", []))
-               or n not in {p["Name"] for p in found.get("Parameters", [])}]
+    missing = [
+        n
+        for n in wanted
+        if n in set(found.get("InvalidParameters", []))
+        or n not in {p["Name"] for p in found.get("Parameters", [])}
+    ]
     if missing:
-        lines.append(Line(
-            "FAIL", "ami alias", f"{alias} is not published for Kubernetes {k8s} in "
-            f"{cfg.region} (missing {', '.join(missing)}); Karpenter cannot launch these nodes",
-            f"set {name} in config/versions.py to a release published for Kubernetes {k8s}",
-        ))
+        lines.append(
+            Line(
+                "FAIL",
+                "ami alias",
+                f"{alias} is not published for Kubernetes {k8s} in "
+                f"{cfg.region} (missing {', '.join(missing)}); Karpenter cannot launch these nodes",
+                f"set {name} in config/versions.py to a release published for Kubernetes {k8s}",
+            )
+        )
         return
-    lines.append(Line("PASS", "ami alias", f"{alias} is published for Kubernetes {k8s} "
-                                           f"({len(wanted)} variant{'s' if len(wanted) > 1 else ''})"))
+    lines.append(
+        Line(
+            "PASS",
+            "ami alias",
+            f"{alias} is published for Kubernetes {k8s} "
+            f"({len(wanted)} variant{'s' if len(wanted) > 1 else ''})",
+        )
+    )
 
 
 def _pool_launches(pool, instance_type: str) -> bool:
@@ -551,25 +631,43 @@ def check_capacity_reservations(cfg, clients: Clients, lines: list[Line]) -> Non
                 if term_id:
                     found = ec2.describe_capacity_reservations(CapacityReservationIds=[term_id])
                 else:
-                    found = ec2.describe_capacity_reservations(Filters=[
-                        {"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(tags.items())
-                    ])
+                    found = ec2.describe_capacity_reservations(
+                        Filters=[
+                            {"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(tags.items())
+                        ]
+                    )
             except ClientError as err:
                 code = err.response["Error"]["Code"]
                 if code.startswith("InvalidCapacityReservationId"):
-                    lines.append(Line("FAIL", check, f"{term_id} not found in {cfg.region} "
-                                                     f"({code})",
-                                      "fix the id in the pool's capacity_reservations or "
-                                      "create the reservation in this account and region"))
+                    lines.append(
+                        Line(
+                            "FAIL",
+                            check,
+                            f"{term_id} not found in {cfg.region} ({code})",
+                            "fix the id in the pool's capacity_reservations or "
+                            "create the reservation in this account and region",
+                        )
+                    )
                 else:
-                    lines.append(Line("WARN", check, f"cannot describe {label}: {err}",
-                                      "allow ec2:DescribeCapacityReservations"))
+                    lines.append(
+                        Line(
+                            "WARN",
+                            check,
+                            f"cannot describe {label}: {err}",
+                            "allow ec2:DescribeCapacityReservations",
+                        )
+                    )
                 continue
             reservations = found.get("CapacityReservations", [])
             if not reservations:
-                lines.append(Line("FAIL", check, f"no capacity reservation matches {label} in "
-                                                 f"{cfg.region}",
-                                  "fix the pool's capacity_reservations or tag the reservation"))
+                lines.append(
+                    Line(
+                        "FAIL",
+                        check,
+                        f"no capacity reservation matches {label} in {cfg.region}",
+                        "fix the pool's capacity_reservations or tag the reservation",
+                    )
+                )
                 continue
             for item in reservations:
                 lines.append(_reservation_line(check, pool, item, zones, wanted_type))
@@ -581,24 +679,42 @@ def _reservation_line(check: str, pool, item: dict, zones: list[str], wanted_typ
     state = item.get("State", "")
     itype, zone = item.get("InstanceType", ""), item.get("AvailabilityZone", "")
     if wanted_type and wanted_type != kind:
-        return Line("FAIL", check, f"{rid} is a {kind} reservation, the pool says {wanted_type}",
-                    f"set reservation_type: {kind} for {rid}")
+        return Line(
+            "FAIL",
+            check,
+            f"{rid} is a {kind} reservation, the pool says {wanted_type}",
+            f"set reservation_type: {kind} for {rid}",
+        )
     if not _pool_launches(pool, itype):
-        return Line("FAIL", check, f"{rid} holds {itype}, which pool {pool.name} does not "
-                                   "launch", f"add {itype} to the pool's instance types or use "
-                                             "a reservation for one it launches")
+        return Line(
+            "FAIL",
+            check,
+            f"{rid} holds {itype}, which pool {pool.name} does not launch",
+            f"add {itype} to the pool's instance types or use a reservation for one it launches",
+        )
     if zone not in zones:
-        return Line("FAIL", check, f"{rid} is in {zone}, outside the pool's zones "
-                                   f"({', '.join(zones)})",
-                    f"add {zone} to the pool's zones (and network.availability_zones)")
+        return Line(
+            "FAIL",
+            check,
+            f"{rid} is in {zone}, outside the pool's zones ({', '.join(zones)})",
+            f"add {zone} to the pool's zones (and network.availability_zones)",
+        )
     if state == "scheduled" and kind == "capacity-block":
         start = item.get("StartDate")
         when = f"{start:%Y-%m-%d %H:%M} UTC" if hasattr(start, "strftime") else "its start"
-        return Line("WARN", check, f"Capacity Block {rid} ({itype} in {zone}) starts {when}; "
-                                   "no nodes from it before then", "")
+        return Line(
+            "WARN",
+            check,
+            f"Capacity Block {rid} ({itype} in {zone}) starts {when}; no nodes from it before then",
+            "",
+        )
     if state != "active":
-        return Line("FAIL", check, f"{rid} ({itype} in {zone}) is {state or 'not active'}",
-                    "use an active reservation (or wait until it is active)")
+        return Line(
+            "FAIL",
+            check,
+            f"{rid} ({itype} in {zone}) is {state or 'not active'}",
+            "use an active reservation (or wait until it is active)",
+        )
     count = item.get("AvailableInstanceCount")
     total = item.get("TotalInstanceCount")
     return Line("PASS", check, f"{rid} active: {itype} in {zone}, {count} of {total} available")
@@ -615,13 +731,23 @@ def check_offerings(cfg, clients: Clients, lines: list[Line]) -> None:
         check = f"offerings {pool.name}"
         missing = [name for name in types if not offered.get(name)]
         if len(missing) == len(types):
-            lines.append(Line("FAIL", check, f"none of {', '.join(types)} is offered in "
-                                             f"{', '.join(zones)}",
-                              "use other zones (network.availability_zones) or instance types"))
+            lines.append(
+                Line(
+                    "FAIL",
+                    check,
+                    f"none of {', '.join(types)} is offered in {', '.join(zones)}",
+                    "use other zones (network.availability_zones) or instance types",
+                )
+            )
         elif missing:
-            lines.append(Line("WARN", check, f"not offered in {', '.join(zones)}: "
-                                             f"{', '.join(missing)} (Karpenter skips them)",
-                              "drop them from the pool or add zones that offer them"))
+            lines.append(
+                Line(
+                    "WARN",
+                    check,
+                    f"not offered in {', '.join(zones)}: {', '.join(missing)} (Karpenter skips them)",
+                    "drop them from the pool or add zones that offer them",
+                )
+            )
         else:
             plural = "s" if len(types) != 1 else ""
             lines.append(Line("PASS", check, f"{len(types)} type{plural} offered in {', '.join(zones)}"))
@@ -630,11 +756,15 @@ def check_offerings(cfg, clients: Clients, lines: list[Line]) -> None:
             if role.instance_type and graph.uses_gpus:
                 zones = list(cfg.network.availability_zones)
                 if not offered_zones(ec2, [role.instance_type], zones).get(role.instance_type):
-                    lines.append(Line(
-                        "FAIL", f"offerings {graph.name}", f"{role.name}.instance_type "
-                        f"{role.instance_type} is not offered in {', '.join(zones)}",
-                        "pick an instance type offered there or change the zones",
-                    ))
+                    lines.append(
+                        Line(
+                            "FAIL",
+                            f"offerings {graph.name}",
+                            f"{role.name}.instance_type "
+                            f"{role.instance_type} is not offered in {', '.join(zones)}",
+                            "pick an instance type offered there or change the zones",
+                        )
+                    )
 
 
 def offered_zones(ec2, types: list[str], zones: list[str]) -> dict[str, set[str]]:
@@ -642,8 +772,7 @@ def offered_zones(ec2, types: list[str], zones: list[str]) -> dict[str, set[str]
     paginator = ec2.get_paginator("describe_instance_type_offerings")
     pages = paginator.paginate(
         LocationType="availability-zone",
-        Filters=[{"Name": "instance-type", "Values": types},
-                 {"Name": "location", "Values": zones}],
+        Filters=[{"Name": "instance-type", "Values": types}, {"Name": "location", "Values": zones}],
     )
     for page in pages:
         for offering in page["InstanceTypeOfferings"]:
@@ -660,14 +789,22 @@ def check_kubernetes_version(cfg, clients: Clients, lines: list[Line]) -> None:
             clusterVersions=[version], includeAll=True
         )
     except ClientError as err:
-        lines.append(Line("WARN", "kubernetes", f"cannot list EKS versions: {err}",
-                          "allow eks:DescribeClusterVersions"))
+        lines.append(
+            Line(
+                "WARN", "kubernetes", f"cannot list EKS versions: {err}", "allow eks:DescribeClusterVersions"
+            )
+        )
         return
     found = [v for v in response.get("clusterVersions", []) if v["clusterVersion"] == version]
     if not found:
-        lines.append(Line("FAIL", "kubernetes", f"EKS does not offer Kubernetes {version} in "
-                                                f"{cfg.region}",
-                          "set cluster.kubernetes_version to a version EKS lists there"))
+        lines.append(
+            Line(
+                "FAIL",
+                "kubernetes",
+                f"EKS does not offer Kubernetes {version} in {cfg.region}",
+                "set cluster.kubernetes_version to a version EKS lists there",
+            )
+        )
         return
     status = found[0].get("versionStatus", "")
     end = found[0].get("endOfStandardSupportDate")
@@ -675,12 +812,23 @@ def check_kubernetes_version(cfg, clients: Clients, lines: list[Line]) -> None:
     if status == "STANDARD_SUPPORT":
         lines.append(Line("PASS", "kubernetes", f"{version} in standard support{until}"))
     elif status == "EXTENDED_SUPPORT":
-        lines.append(Line("WARN", "kubernetes", f"{version} is in extended support (6x the "
-                                                "cluster-hour price)",
-                          "move cluster.kubernetes_version to a standard-support version"))
+        lines.append(
+            Line(
+                "WARN",
+                "kubernetes",
+                f"{version} is in extended support (6x the cluster-hour price)",
+                "move cluster.kubernetes_version to a standard-support version",
+            )
+        )
     else:
-        lines.append(Line("FAIL", "kubernetes", f"{version} is {status or 'not supported'}",
-                          "set cluster.kubernetes_version to a supported version"))
+        lines.append(
+            Line(
+                "FAIL",
+                "kubernetes",
+                f"{version} is {status or 'not supported'}",
+                "set cluster.kubernetes_version to a supported version",
+            )
+        )
 
 
 def check_addon_versions(cfg, clients: Clients, lines: list[Line]) -> None:
@@ -703,20 +851,30 @@ def check_addon_versions(cfg, clients: Clients, lines: list[Line]) -> None:
                 for v in addon.get("addonVersions", [])
             ]
         except ClientError as err:
-            lines.append(Line("WARN", "add-ons", f"cannot list EKS add-on versions: {err}",
-                              "allow eks:DescribeAddonVersions"))
+            lines.append(
+                Line(
+                    "WARN",
+                    "add-ons",
+                    f"cannot list EKS add-on versions: {err}",
+                    "allow eks:DescribeAddonVersions",
+                )
+            )
             return
         if build not in offered:
             missing.append(name)
             newest = ", ".join(offered[:3]) or "none"
-            lines.append(Line(
-                "FAIL", f"add-on {name}", f"{build} is not offered for Kubernetes {version} "
-                f"in {cfg.region} (newest: {newest})",
-                f"set EKS_ADDONS[{version!r}][{name!r}] in config/versions.py to an offered build",
-            ))
+            lines.append(
+                Line(
+                    "FAIL",
+                    f"add-on {name}",
+                    f"{build} is not offered for Kubernetes {version} in {cfg.region} (newest: {newest})",
+                    f"set EKS_ADDONS[{version!r}][{name!r}] in config/versions.py to an offered build",
+                )
+            )
     if not missing:
-        lines.append(Line("PASS", "add-ons", f"all {len(pinned)} pinned builds are offered for "
-                                             f"Kubernetes {version}"))
+        lines.append(
+            Line("PASS", "add-ons", f"all {len(pinned)} pinned builds are offered for Kubernetes {version}")
+        )
 
 
 def check_hf_token(cfg, clients: Clients, lines: list[Line]) -> None:
@@ -725,33 +883,64 @@ def check_hf_token(cfg, clients: Clients, lines: list[Line]) -> None:
     from config.names import hf_token_secret_name
 
     name = hf_token_secret_name(cfg.cluster.name)
-    fix = (f"aws secretsmanager put-secret-value --region {cfg.region} --secret-id {name} "
-           "--secret-string hf_...")
+    fix = (
+        f"aws secretsmanager put-secret-value --region {cfg.region} --secret-id {name} --secret-string hf_..."
+    )
     secrets = clients.get("secretsmanager", cfg.region)
     try:
         secrets.describe_secret(SecretId=name)
     except ClientError as err:
         if err.response["Error"]["Code"] != "ResourceNotFoundException":
-            lines.append(Line("WARN", "hf token", f"cannot read secret {name}: {err}",
-                              "allow secretsmanager:DescribeSecret"))
+            lines.append(
+                Line(
+                    "WARN",
+                    "hf token",
+                    f"cannot read secret {name}: {err}",
+                    "allow secretsmanager:DescribeSecret",
+                )
+            )
             return
-        lines.append(Line("WARN", "hf token", f"secret {name} does not exist yet (the Platform "
-                                              "stack creates it)", f"after deploy: {fix}"))
+        lines.append(
+            Line(
+                "WARN",
+                "hf token",
+                f"secret {name} does not exist yet (the Platform stack creates it)",
+                f"after deploy: {fix}",
+            )
+        )
         return
     try:
         value = secrets.get_secret_value(SecretId=name).get("SecretString", "")
     except ClientError as err:
         if err.response["Error"]["Code"] != "ResourceNotFoundException":
-            lines.append(Line("WARN", "hf token", f"cannot read secret {name}: {err}",
-                              "allow secretsmanager:GetSecretValue"))
+            lines.append(
+                Line(
+                    "WARN",
+                    "hf token",
+                    f"cannot read secret {name}: {err}",
+                    "allow secretsmanager:GetSecretValue",
+                )
+            )
             return
         value = ""
     if not value.strip():
-        lines.append(Line("FAIL", "hf token", f"secret {name} has no value; model downloads "
-                                              "(prefetch Jobs, workers) will fail", fix))
+        lines.append(
+            Line(
+                "FAIL",
+                "hf token",
+                f"secret {name} has no value; model downloads (prefetch Jobs, workers) will fail",
+                fix,
+            )
+        )
     elif value.lstrip().startswith("{"):
-        lines.append(Line("FAIL", "hf token", f"secret {name} holds JSON; the cluster reads the "
-                                              "whole string as the token", fix))
+        lines.append(
+            Line(
+                "FAIL",
+                "hf token",
+                f"secret {name} holds JSON; the cluster reads the whole string as the token",
+                fix,
+            )
+        )
     else:
         lines.append(Line("PASS", "hf token", f"secret {name} has a value"))
 

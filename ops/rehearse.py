@@ -37,13 +37,23 @@ READY_WAIT_SECONDS = 90
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="path to the YAML config")
     parser.add_argument("--graph", help="graph to rehearse (default: the config's first graph)")
-    parser.add_argument("--requests", type=int, default=5,
-                        help="streamed requests for the latency report (default: %(default)s)")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the work folder (model, discovery, process logs) afterwards")
-    parser.add_argument("--keep", action="store_true",
-                        help="after the smoke test, keep the graph running on 127.0.0.1 (prints "
-                             "its URL, a curl and a `make smoke` line) until Ctrl-C")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=5,
+        help="streamed requests for the latency report (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the work folder (model, discovery, process logs) afterwards",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the smoke test, keep the graph running on 127.0.0.1 (prints "
+        "its URL, a curl and a `make smoke` line) until Ctrl-C",
+    )
 
 
 def local_graph(graph) -> LocalGraph:
@@ -69,8 +79,7 @@ def select_graph(cfg, name: str | None, config_path: str):
         if graph.name == name:
             return graph
     raise UsageError(
-        f"graph '{name}' is not in {config_path}; graphs there: "
-        f"{', '.join(g.name for g in graphs)}"
+        f"graph '{name}' is not in {config_path}; graphs there: {', '.join(g.name for g in graphs)}"
     )
 
 
@@ -93,20 +102,33 @@ def run(args: argparse.Namespace) -> int:
             _remove(workdir)
 
 
-def rehearse(graph: LocalGraph, workdir: Path, *, requests: int = 5,
-             isolate: bool | None = None, keep: bool = False) -> int:
+def rehearse(
+    graph: LocalGraph, workdir: Path, *, requests: int = 5, isolate: bool | None = None, keep: bool = False
+) -> int:
     # A graph kept for the user must be reachable from the host: no private namespace.
     dynamo = LocalDynamo(graph, workdir, isolate=False if keep else isolate)
     try:
         dynamo.start()
         where = "a private network namespace" if dynamo.isolate else "the host's loopback"
-        print(f"started {1 + len(graph.workers)} Dynamo processes in {where}; "
-              f"frontend {dynamo.url}", flush=True)
-        smoke = dynamo.netns_command([
-            sys.executable, "-m", "ops", "smoke", "--url", dynamo.url,
-            "--model", graph.served_model_name, "--requests", str(requests),
-            "--wait", str(READY_WAIT_SECONDS),
-        ])
+        print(
+            f"started {1 + len(graph.workers)} Dynamo processes in {where}; frontend {dynamo.url}", flush=True
+        )
+        smoke = dynamo.netns_command(
+            [
+                sys.executable,
+                "-m",
+                "ops",
+                "smoke",
+                "--url",
+                dynamo.url,
+                "--model",
+                graph.served_model_name,
+                "--requests",
+                str(requests),
+                "--wait",
+                str(READY_WAIT_SECONDS),
+            ]
+        )
         code = _run_watched(smoke, dynamo)
         if code != 0 or not keep:
             return code
@@ -135,8 +157,13 @@ def _run_watched(command: list[str], dynamo: LocalDynamo) -> int:
 
 def _keep_running(dynamo: LocalDynamo, workdir: Path) -> int:
     """Print how to use and stop the running graph; wait for Ctrl-C/SIGTERM (exit 0)."""
-    body = json.dumps({"model": dynamo.graph.served_model_name,
-                       "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16})
+    body = json.dumps(
+        {
+            "model": dynamo.graph.served_model_name,
+            "messages": [{"role": "user", "content": "Hello"}],
+            "max_tokens": 16,
+        }
+    )
     print(
         f"\nlocal graph '{dynamo.graph.name}' is up at {dynamo.url}\n"
         f"  curl -s {dynamo.url}/v1/chat/completions -H 'Content-Type: application/json' "

@@ -97,7 +97,9 @@ def assembly_stacks(root: Path) -> dict[str, StackRef]:
     """Every stack of a cloud assembly, including those of nested (Stage) assemblies."""
     manifest = root / "manifest.json"
     if not manifest.is_file():
-        raise ReviewError(f"{root}: not a cloud assembly (no manifest.json); synthesize it with cdk synth -o DIR")
+        raise ReviewError(
+            f"{root}: not a cloud assembly (no manifest.json); synthesize it with cdk synth -o DIR"
+        )
     stacks: dict[str, StackRef] = {}
     _collect(root, json.loads(manifest.read_text()), None, stacks)
     return stacks
@@ -114,7 +116,9 @@ def _collect(directory: Path, manifest: dict, environment: str | None, into: dic
         elif artifact.get("type") == "cdk:cloud-assembly":
             nested = directory / props["directoryName"]
             display = props.get("displayName") or artifact_id
-            _collect(nested, json.loads((nested / "manifest.json").read_text()), display.rsplit("/", 1)[-1], into)
+            _collect(
+                nested, json.loads((nested / "manifest.json").read_text()), display.rsplit("/", 1)[-1], into
+            )
 
 
 def _load(path: Path) -> dict:
@@ -196,8 +200,17 @@ def cdk_env() -> dict[str, str]:
 def run_cdk_diff(head_root: Path, stack: StackRef, base_template: Path) -> tuple[str, bool]:
     """cdk diff of one head stack against a base template file: (text, broadens security)."""
     cmd = [
-        str(CDK), "diff", *CDK_FLAGS, "--app", str(head_root), "--exclusively",
-        "--template", str(base_template), "--fail-on", "broadening", stack.key,
+        str(CDK),
+        "diff",
+        *CDK_FLAGS,
+        "--app",
+        str(head_root),
+        "--exclusively",
+        "--template",
+        str(base_template),
+        "--fail-on",
+        "broadening",
+        stack.key,
     ]
     result = subprocess.run(cmd, cwd=REPO, env=cdk_env(), capture_output=True, text=True)
     text = result.stdout + result.stderr
@@ -219,7 +232,7 @@ def _intrinsic(value) -> str:
     if isinstance(value, (int, float, bool)):
         return json.dumps(value)
     if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Fn::Join":
             sep, parts = arg
             return _intrinsic(sep).join(_intrinsic(part) for part in parts)
@@ -309,7 +322,16 @@ def embedded_objects(template: dict) -> dict[str, tuple[str, dict]]:
             namespace = _intrinsic(props.get("Namespace", "default"))
             obj = {
                 key[0].lower() + key[1:]: _intrinsic(props[key])
-                for key in ("Release", "Chart", "Version", "Repository", "Namespace", "CreateNamespace", "Wait", "Timeout")
+                for key in (
+                    "Release",
+                    "Chart",
+                    "Version",
+                    "Repository",
+                    "Namespace",
+                    "CreateNamespace",
+                    "Wait",
+                    "Timeout",
+                )
                 if key in props
             }
             obj["values"] = _json_or_text(props["Values"]) if "Values" in props else {}
@@ -366,7 +388,9 @@ def diff_manifests(environment: str, base: dict[str, str], head: dict[str, str],
     if chunks:
         diff_path = out / environment / "manifests.diff"
         diff_path.parent.mkdir(parents=True, exist_ok=True)
-        diff_path.write_text("".join(line if line.endswith("\n") else line + "\n" for line in chunks), encoding="utf-8")
+        diff_path.write_text(
+            "".join(line if line.endswith("\n") else line + "\n" for line in chunks), encoding="utf-8"
+        )
         review.diff_file = str(diff_path.relative_to(out))
     return review
 
@@ -450,7 +474,10 @@ def compare(
                 retained = resource.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate")
                 review.changes.append(
                     ResourceChange(
-                        "-", resource.get("Type", "?"), _construct_path(resource, logical_id), logical_id,
+                        "-",
+                        resource.get("Type", "?"),
+                        _construct_path(resource, logical_id),
+                        logical_id,
                         "orphan" if retained else "destroy",
                     )
                 )
@@ -555,22 +582,37 @@ def _rendered(refs: list[StackRef]) -> dict[str, str]:
 def write_outputs(review: Review, out: Path) -> None:
     summary = summary_markdown(review)
     if len(summary) > SUMMARY_LIMIT:  # a GitHub comment holds 65536 characters
-        summary = summary[:SUMMARY_LIMIT].rsplit("\n", 1)[0] + "\n\n... summary truncated; read dist/review/ (the job's artifact).\n"
+        summary = (
+            summary[:SUMMARY_LIMIT].rsplit("\n", 1)[0]
+            + "\n\n... summary truncated; read dist/review/ (the job's artifact).\n"
+        )
     (out / "summary.md").write_text(summary, encoding="utf-8")
     status = {
         "exit_code": review.exit_code,
         "changes": review.changed,
         "stateful": [
-            {"environment": s.environment, "stack": s.stack_name, "type": c.type, "path": c.path,
-             "logical_id": c.logical_id, "impact": c.impact}
+            {
+                "environment": s.environment,
+                "stack": s.stack_name,
+                "type": c.type,
+                "path": c.path,
+                "logical_id": c.logical_id,
+                "impact": c.impact,
+            }
             for s, c, _ in review.stateful
         ],
         "broadening": [s.stack_name for s in review.broadening],
         "stacks": [
-            {**{k: v for k, v in asdict(s).items() if k in ("key", "environment", "stack_name", "status", "diff_file")},
-             "added": sum(c.op == "+" for c in s.changes),
-             "changed": sum(c.op == "~" for c in s.changes),
-             "removed": sum(c.op == "-" for c in s.changes)}
+            {
+                **{
+                    k: v
+                    for k, v in asdict(s).items()
+                    if k in ("key", "environment", "stack_name", "status", "diff_file")
+                },
+                "added": sum(c.op == "+" for c in s.changes),
+                "changed": sum(c.op == "~" for c in s.changes),
+                "removed": sum(c.op == "-" for c in s.changes),
+            }
             for s in review.stacks
         ],
         "base": review.base_label,
@@ -626,7 +668,12 @@ def summary_markdown(review: Review, max_security_lines: int = 40) -> str:
         for stack in broad:
             text = stack.security_text.splitlines()
             shown = text[:max_security_lines]
-            lines += [f"**{stack.environment} / {stack.stack_name}** ({stack.diff_file})", "", "```text", *shown]
+            lines += [
+                f"**{stack.environment} / {stack.stack_name}** ({stack.diff_file})",
+                "",
+                "```text",
+                *shown,
+            ]
             if len(text) > len(shown):
                 lines.append(f"... {len(text) - len(shown)} more lines in {stack.diff_file}")
             lines += ["```", ""]
@@ -634,7 +681,10 @@ def summary_markdown(review: Review, max_security_lines: int = 40) -> str:
     changed = [s for s in review.stacks if s.status != "unchanged"]
     lines += ["### Stacks", ""]
     if changed:
-        lines += ["| environment | stack | status | added | changed | removed | replaced |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "| environment | stack | status | added | changed | removed | replaced |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for s in changed:
             replaced = sum(c.impact in ("replace", "may be replaced") for c in s.changes)
             lines.append(
@@ -649,7 +699,9 @@ def summary_markdown(review: Review, max_security_lines: int = 40) -> str:
         lines += [f"Unchanged: {', '.join(unchanged)}.", ""]
 
     others = [
-        (s, c) for s in review.stacks for c in s.changes
+        (s, c)
+        for s in review.stacks
+        for c in s.changes
         if c.destructive and (s, c) not in [(x, y) for x, y, _ in stateful]
     ]
     if others:
@@ -702,17 +754,25 @@ def _git(*args: str, cwd: Path = REPO) -> str:
 
 def resolve_ref(ref: str) -> str:
     result = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=REPO, capture_output=True, text=True
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0 or not result.stdout.strip():
-        raise ReviewError(f"BASE={ref}: not a commit in this repository; use a branch, tag or commit (e.g. BASE=main)")
+        raise ReviewError(
+            f"BASE={ref}: not a commit in this repository; use a branch, tag or commit (e.g. BASE=main)"
+        )
     return result.stdout.strip()
 
 
 def default_base() -> str:
     for candidate in ("main", "origin/main"):
         check = subprocess.run(
-            ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], cwd=REPO, capture_output=True, text=True
+            ["git", "rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
         if check.returncode == 0:
             return _git("merge-base", "HEAD", candidate)
@@ -720,7 +780,18 @@ def default_base() -> str:
 
 
 def synth(checkout: Path, config: str, outdir: Path, label: str) -> subprocess.Popen:
-    cmd = [str(CDK), "synth", *CDK_FLAGS, "--quiet", "-c", f"config={config}", "-c", "nag=false", "-o", str(outdir)]
+    cmd = [
+        str(CDK),
+        "synth",
+        *CDK_FLAGS,
+        "--quiet",
+        "-c",
+        f"config={config}",
+        "-c",
+        "nag=false",
+        "-o",
+        str(outdir),
+    ]
     return subprocess.Popen(
         cmd, cwd=checkout, env=cdk_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -730,7 +801,11 @@ def _wait(process: subprocess.Popen, label: str) -> None:
     output, _ = process.communicate()
     if process.returncode != 0:
         errors = [line for line in output.splitlines() if line.startswith("error:")]
-        last = errors[0] if errors else next((l for l in reversed(output.splitlines()) if l.strip()), "no output")
+        last = (
+            errors[0]
+            if errors
+            else next((l for l in reversed(output.splitlines()) if l.strip()), "no output")
+        )
         raise ReviewError(f"{label}: cdk synth failed: {last.removeprefix('error: ').strip()}")
 
 
@@ -747,7 +822,9 @@ class Worktree:
         return self.path
 
     def __exit__(self, *exc) -> None:
-        subprocess.run(["git", "worktree", "remove", "--force", str(self.path)], cwd=REPO, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "remove", "--force", str(self.path)], cwd=REPO, capture_output=True
+        )
         if self.path.exists():
             shutil.rmtree(self.path, ignore_errors=True)
             subprocess.run(["git", "worktree", "prune"], cwd=REPO, capture_output=True)
@@ -766,11 +843,27 @@ def _config_in(checkout: Path, config: str) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="config/default.yaml", help="config to synthesize on both sides")
-    parser.add_argument("--base", default=None, help="git ref to compare with (default: the merge base with main)")
-    parser.add_argument("--head", default=None, help="git ref to review (default: the working tree, uncommitted changes included)")
+    parser.add_argument(
+        "--base", default=None, help="git ref to compare with (default: the merge base with main)"
+    )
+    parser.add_argument(
+        "--head",
+        default=None,
+        help="git ref to review (default: the working tree, uncommitted changes included)",
+    )
     parser.add_argument("--out", default="dist/review", help="output folder (replaced)")
-    parser.add_argument("--base-dir", type=Path, default=None, help="compare an already synthesized base assembly instead of --base")
-    parser.add_argument("--head-dir", type=Path, default=None, help="compare an already synthesized head assembly instead of --head")
+    parser.add_argument(
+        "--base-dir",
+        type=Path,
+        default=None,
+        help="compare an already synthesized base assembly instead of --base",
+    )
+    parser.add_argument(
+        "--head-dir",
+        type=Path,
+        default=None,
+        help="compare an already synthesized head assembly instead of --head",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -804,7 +897,11 @@ def _run(args: argparse.Namespace, out: Path) -> Review:
     base_label = args.base or (f"merge-base {base_commit[:12]}" if base_commit else str(args.base_dir))
     head_label = args.head or ("working tree" if args.head_dir is None else str(args.head_dir))
     if base_commit:
-        base_label = f"{base_label} ({base_commit[:12]})" if args.base and base_commit[:12] not in base_label else base_label
+        base_label = (
+            f"{base_label} ({base_commit[:12]})"
+            if args.base and base_commit[:12] not in base_label
+            else base_label
+        )
 
     with tempfile.TemporaryDirectory(prefix="dynamo-review-") as tmp:
         tmpdir = Path(tmp)
@@ -823,7 +920,9 @@ def _run(args: argparse.Namespace, out: Path) -> Review:
                 outdir = tmpdir / f"{side}.out"
                 if config is None:
                     if side == "head":
-                        raise ReviewError(f"{args.config}: not in {args.head}; pass a config that exists there")
+                        raise ReviewError(
+                            f"{args.config}: not in {args.head}; pass a config that exists there"
+                        )
                     notes.append(f"`{args.config}` does not exist in the base: everything is new.")
                     continue
                 processes.append((synth(checkout, config, outdir, side), f"{side} {commit[:12]}"))
@@ -858,7 +957,9 @@ ACCEPT_REPLACEMENT_LABEL = "review/accept-replacement"
 ACCEPT_BROADENING_LABEL = "review/accept-broadening"
 
 
-def gate(status: dict, *, accept_replacement: bool = False, accept_broadening: bool = False) -> tuple[int, str]:
+def gate(
+    status: dict, *, accept_replacement: bool = False, accept_broadening: bool = False
+) -> tuple[int, str]:
     """Whether a PR check passes, given status.json and the labels a reviewer set."""
     code = status.get("exit_code", EXIT_ERROR)
     if code not in (EXIT_OK, EXIT_STATEFUL, EXIT_BROADENING):
@@ -876,7 +977,11 @@ def gate(status: dict, *, accept_replacement: bool = False, accept_broadening: b
         )
     if problems:
         return 1, "; ".join(problems)
-    accepted = [name for name, flag in (("replacement", accept_replacement), ("broadening", accept_broadening)) if flag]
+    accepted = [
+        name
+        for name, flag in (("replacement", accept_replacement), ("broadening", accept_broadening))
+        if flag
+    ]
     return 0, "review passed" + (f" (accepted by label: {', '.join(accepted)})" if code and accepted else "")
 
 
@@ -888,7 +993,10 @@ def _gate_main(argv: list[str]) -> int:
     try:
         status = json.loads(args.status.read_text())
     except (OSError, ValueError):
-        status = {"exit_code": EXIT_ERROR, "error": f"{args.status} missing or unreadable (make review did not finish)"}
+        status = {
+            "exit_code": EXIT_ERROR,
+            "error": f"{args.status} missing or unreadable (make review did not finish)",
+        }
     labels = {label.strip() for label in re.split(r"[,\n]", args.labels) if label.strip()}
     code, message = gate(
         status,

@@ -40,21 +40,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="frontend base URL, e.g. http://127.0.0.1:8000")
     target.add_argument("--graph", help="graph name from the config (its frontend service)")
-    parser.add_argument("--config", default="config/default.yaml",
-                        help="config that defines --graph (default: %(default)s)")
-    parser.add_argument("--port-forward", action="store_true",
-                        help="with --graph: reach the frontend through `kubectl port-forward` "
-                             "(stopped when smoke ends); without it, the in-cluster service DNS")
-    parser.add_argument("--model", help="served model name to expect (default: the graph's, "
-                                        "or with --url the first one /v1/models lists)")
-    parser.add_argument("--requests", type=int, default=5,
-                        help="streamed requests for the latency report (default: %(default)s)")
+    parser.add_argument(
+        "--config", default="config/default.yaml", help="config that defines --graph (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port-forward",
+        action="store_true",
+        help="with --graph: reach the frontend through `kubectl port-forward` "
+        "(stopped when smoke ends); without it, the in-cluster service DNS",
+    )
+    parser.add_argument(
+        "--model",
+        help="served model name to expect (default: the graph's, "
+        "or with --url the first one /v1/models lists)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=5,
+        help="streamed requests for the latency report (default: %(default)s)",
+    )
     parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--wait", type=float, default=600.0,
-                        help="seconds to wait for a frontend that answers to list the model "
-                             "(default: %(default)s; GPU nodes, image pulls and weight loading "
-                             "take minutes). A refused connection or a host name that does not "
-                             "resolve fails within seconds")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        help="seconds to wait for a frontend that answers to list the model "
+        "(default: %(default)s; GPU nodes, image pulls and weight loading "
+        "take minutes). A refused connection or a host name that does not "
+        "resolve fails within seconds",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -242,9 +257,7 @@ def check_metrics(url: str) -> str:
         raise CheckFailed(f"/metrics is not Prometheus text: {err}") from None
     dynamo = [name for name in families if name.startswith("dynamo_frontend_")]
     if not dynamo:
-        raise CheckFailed(
-            f"/metrics has {len(families)} metric families but none named dynamo_frontend_*"
-        )
+        raise CheckFailed(f"/metrics has {len(families)} metric families but none named dynamo_frontend_*")
     return f"{len(families)} families, {len(dynamo)} dynamo_frontend_*"
 
 
@@ -309,7 +322,7 @@ def stream_chat(url: str, model: str, max_tokens: int) -> StreamTiming:
             line = raw.decode("utf-8", errors="replace").strip()
             if not line.startswith("data:"):
                 continue
-            payload = line[len("data:"):].strip()
+            payload = line[len("data:") :].strip()
             if payload == "[DONE]":
                 done = True
                 break
@@ -326,8 +339,7 @@ def stream_chat(url: str, model: str, max_tokens: int) -> StreamTiming:
         raise CheckFailed(f"stream had {chunks} chunks but none carried content")
     if not done or finish is None:
         raise CheckFailed(
-            f"stream ended without {'a finish_reason' if done else 'data: [DONE]'} "
-            f"after {chunks} chunks"
+            f"stream ended without {'a finish_reason' if done else 'data: [DONE]'} after {chunks} chunks"
         )
     return StreamTiming(ttft, total, chunks)
 
@@ -413,11 +425,22 @@ def _excerpt(body: bytes, limit: int = 200) -> str:
 @contextmanager
 def port_forward(namespace: str, service: str, port: int) -> Iterator[str]:
     """`kubectl port-forward svc/<service>` on a free local port; always stopped on exit."""
-    command = ["kubectl", "port-forward", "--namespace", namespace, f"svc/{service}",
-               f":{port}", "--address", "127.0.0.1"]
+    command = [
+        "kubectl",
+        "port-forward",
+        "--namespace",
+        namespace,
+        f"svc/{service}",
+        f":{port}",
+        "--address",
+        "127.0.0.1",
+    ]
     try:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
     except FileNotFoundError:

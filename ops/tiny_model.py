@@ -17,7 +17,40 @@ from pathlib import Path
 # plain word, so responses carry visible text the smoke test can check.
 VOCAB_SIZE = 4096
 SPECIAL_TOKENS = ("<unk>", "<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>")
-WORDS = ["hello", "world", "the", "a", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "how", "are", "you", "today", "what", "is", "dynamo", "fast", "model", "serving", "on", "kubernetes", "say", "one", "two", "three", "four", "five", "ok", "yes", "no"]
+WORDS = [
+    "hello",
+    "world",
+    "the",
+    "a",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "how",
+    "are",
+    "you",
+    "today",
+    "what",
+    "is",
+    "dynamo",
+    "fast",
+    "model",
+    "serving",
+    "on",
+    "kubernetes",
+    "say",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "ok",
+    "yes",
+    "no",
+]
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }} "
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"

@@ -48,9 +48,7 @@ def config_warnings(cfg) -> list[str]:
             "authenticated, but narrow it to your VPN/office egress for production"
         )
     if not cfg.cluster.admin_principals:
-        warnings.append(
-            "cluster.admin_principals is empty; add your IAM role ARN or nobody can use kubectl"
-        )
+        warnings.append("cluster.admin_principals is empty; add your IAM role ARN or nobody can use kubectl")
     from plan.capacity import plan_graph
 
     for graph in cfg.graphs:

@@ -169,8 +169,13 @@ def suggest(
             if parallelism_problem(spec, tp):
                 continue
             trial = fit_role(
-                spec, instance, tensor_parallel=tp, nodes=nodes, utilization=utilization,
-                max_model_len=max_model_len, backend=backend,
+                spec,
+                instance,
+                tensor_parallel=tp,
+                nodes=nodes,
+                utilization=utilization,
+                max_model_len=max_model_len,
+                backend=backend,
             )
             if fits(trial):
                 found.append((instance.on_demand_usd_per_hour, f"{instance.name} (TP={tp})"))
@@ -189,9 +194,18 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
     where = f"graph '{graph.name}': {role.name}"
     # First the fix that keeps the user's instance type: more GPUs of it per engine.
     own = _more_tensor_parallel(graph, role, spec, role_fit)
-    advice = f"set {own}" if own else "use " + suggest(
-        spec, nodes=nodes, utilization=util, max_model_len=role_fit.max_model_len,
-        backend=graph.backend, exclude=instance.name,
+    advice = (
+        f"set {own}"
+        if own
+        else "use "
+        + suggest(
+            spec,
+            nodes=nodes,
+            utilization=util,
+            max_model_len=role_fit.max_model_len,
+            backend=graph.backend,
+            exclude=instance.name,
+        )
     )
     if role_fit.gpus_per_pod > instance.gpus:
         raise CapacityError(
@@ -219,7 +233,9 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
         )
 
 
-def _more_tensor_parallel(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: RoleFit) -> str | None:
+def _more_tensor_parallel(
+    graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: RoleFit
+) -> str | None:
     """`set <role>.tensor_parallel_size: N` when a larger TP on the same instance fits."""
     instance, nodes = role_fit.instance, role_fit.nodes
     for per_node in range(role_fit.gpus_per_pod + 1, instance.gpus + 1):
@@ -227,8 +243,13 @@ def _more_tensor_parallel(graph: GraphConfig, role: WorkerRole, spec: ModelSpec,
         if parallelism_problem(spec, tp):
             continue
         trial = fit_role(
-            spec, instance, tensor_parallel=tp, nodes=nodes, utilization=graph.gpu_memory_utilization,
-            max_model_len=role_fit.max_model_len, backend=graph.backend,
+            spec,
+            instance,
+            tensor_parallel=tp,
+            nodes=nodes,
+            utilization=graph.gpu_memory_utilization,
+            max_model_len=role_fit.max_model_len,
+            backend=graph.backend,
         )
         if fits(trial):
             return f"{role.name}.tensor_parallel_size: {tp} on the same {instance.name}"
@@ -260,7 +281,8 @@ def _check_host_memory(graph: GraphConfig, role: WorkerRole, instance: GpuInstan
         per_rank = graph.backend == "sglang" and role.gpus_per_pod > 1
         what = (
             f"kv_offload.cpu_cache_gb {offload.cpu_cache_gb} x {role.gpus_per_pod} TP ranks"
-            if per_rank else f"kv_offload.cpu_cache_gb {offload.cpu_cache_gb}"
+            if per_rank
+            else f"kv_offload.cpu_cache_gb {offload.cpu_cache_gb}"
         )
         fit = max(0, int(host_gb * 0.9) - WORKER_HOST_GB) // (role.gpus_per_pod if per_rank else 1)
         raise CapacityError(
@@ -286,8 +308,17 @@ def plan_graph(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPlan:
         roles = []
         for role in graph.worker_roles():
             cfg_role = role.config
-            roles.append(RolePlan(role.name, cfg_role.replicas, cfg_role.tensor_parallel_size,
-                                  cfg_role.nodes, None, None, None))
+            roles.append(
+                RolePlan(
+                    role.name,
+                    cfg_role.replicas,
+                    cfg_role.tensor_parallel_size,
+                    cfg_role.nodes,
+                    None,
+                    None,
+                    None,
+                )
+            )
         return graph_plan(checked=False, note=note, roles=roles)
 
     if not graph.uses_gpus:
@@ -335,7 +366,9 @@ def _plan_role(
     if problem:
         raise CapacityError(f"graph '{graph.name}': {problem}")
     if candidates is None:
-        unchecked = RolePlan(role.name, config.replicas, config.tensor_parallel_size, config.nodes, None, None, None)
+        unchecked = RolePlan(
+            role.name, config.replicas, config.tensor_parallel_size, config.nodes, None, None, None
+        )
         return unchecked, None
     gpus_per_pod = role.gpus_per_pod
     # Karpenter only launches types with enough GPUs for the pod; any of those may come.
@@ -344,15 +377,21 @@ def _plan_role(
     for instance in usable:
         _check_host_memory(graph, role, instance)
         role_fit = fit_role(
-            spec, instance, tensor_parallel=config.tensor_parallel_size, nodes=config.nodes,
-            utilization=graph.gpu_memory_utilization, max_model_len=max_len,
+            spec,
+            instance,
+            tensor_parallel=config.tensor_parallel_size,
+            nodes=config.nodes,
+            utilization=graph.gpu_memory_utilization,
+            max_model_len=max_len,
             backend=graph.backend,
         )
         check_fit(graph, role, spec, role_fit)
         fits_found.append(role_fit)
     # Which type Karpenter launches first: the cheapest that fits (catalog prices rank them).
     cheapest = min(fits_found, key=lambda f: f.instance.on_demand_usd_per_hour)
-    warning = _single_node_warning(graph, role, spec, cheapest.instance, max_len) if config.nodes > 1 else None
+    warning = (
+        _single_node_warning(graph, role, spec, cheapest.instance, max_len) if config.nodes > 1 else None
+    )
     count = _node_count(cheapest.instance, gpus_per_pod, config.replicas * config.nodes)
     pool = role_pool(cfg, role)
     regional = on_demand_usd_per_hour(cheapest.instance.name, cfg.region)
@@ -378,8 +417,13 @@ def _single_node_warning(
     if parallelism_problem(spec, tp):
         return None
     trial = fit_role(
-        spec, instance, tensor_parallel=tp, nodes=1, utilization=graph.gpu_memory_utilization,
-        max_model_len=max_len, backend=graph.backend,
+        spec,
+        instance,
+        tensor_parallel=tp,
+        nodes=1,
+        utilization=graph.gpu_memory_utilization,
+        max_model_len=max_len,
+        backend=graph.backend,
     )
     if not fits(trial):
         return None

@@ -112,7 +112,11 @@ def _kv_events(*, vllm: bool) -> str:
 
 
 KVBM_MODULE = "kvbm.vllm_integration.connector"
-KVBM_CONNECTOR = {"kv_connector": "DynamoConnector", "kv_connector_module_path": KVBM_MODULE, "kv_role": "kv_both"}
+KVBM_CONNECTOR = {
+    "kv_connector": "DynamoConnector",
+    "kv_connector_module_path": KVBM_MODULE,
+    "kv_role": "kv_both",
+}
 
 
 def _nixl_connector(role: str, efa: bool) -> dict:

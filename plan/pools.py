@@ -32,7 +32,9 @@ class Usage:
         return Usage(self.cpu + other.cpu, self.memory_gib + other.memory_gib, self.gpus + other.gpus)
 
     def top(self, other: Usage) -> Usage:
-        return Usage(max(self.cpu, other.cpu), max(self.memory_gib, other.memory_gib), max(self.gpus, other.gpus))
+        return Usage(
+            max(self.cpu, other.cpu), max(self.memory_gib, other.memory_gib), max(self.gpus, other.gpus)
+        )
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ def _nodes(instance: GpuInstance, role: WorkerRole, pods: int) -> int:
 
 
 def _usage(instance: GpuInstance, nodes: int) -> Usage:
-    return Usage(nodes * instance.vcpu, nodes * karpenter_memory_gib(instance.memory_gib), nodes * instance.gpus)
+    return Usage(
+        nodes * instance.vcpu, nodes * karpenter_memory_gib(instance.memory_gib), nodes * instance.gpus
+    )
 
 
 def pool_needs(cfg: DeploymentConfig) -> dict[str, PoolNeed]:
@@ -118,7 +122,8 @@ def resolve_pool_limits(cfg: DeploymentConfig) -> tuple[dict[str, PoolLimits], l
         own = pool.limits
         cpu = own.cpu if own.cpu is not None else max(karpenter.karpenter_cpu_limits, need.most.cpu)
         memory = (
-            own.memory_gib if own.memory_gib is not None
+            own.memory_gib
+            if own.memory_gib is not None
             else max(karpenter.karpenter_memory_limits, need.most.memory_gib)
         )
         gpus = None
@@ -128,7 +133,8 @@ def resolve_pool_limits(cfg: DeploymentConfig) -> tuple[dict[str, PoolLimits], l
         short = [
             (key, have, want)
             for key, have, want in (
-                ("gpus", gpus, need.least.gpus), ("cpu", cpu, need.least.cpu),
+                ("gpus", gpus, need.least.gpus),
+                ("cpu", cpu, need.least.cpu),
                 ("memory_gib", memory, need.least.memory_gib),
             )
             if have is not None and want > have

@@ -70,12 +70,14 @@ def resolve_graph(cfg: DeploymentConfig, graph: GraphConfig) -> ResolvedGraph:
     for role in graph.worker_roles():
         types, _ = role_instance_types(cfg, role) if graph.uses_gpus else (None, None)
         efa = role_efa(cfg, graph, role)
-        roles.append(RolePlan(
-            role=role,
-            instance_types=tuple(types) if types is not None else None,
-            efa=efa,
-            efa_interfaces=efa_interfaces_per_pod(cfg, role) if efa else 0,
-        ))
+        roles.append(
+            RolePlan(
+                role=role,
+                instance_types=tuple(types) if types is not None else None,
+                efa=efa,
+                efa_interfaces=efa_interfaces_per_pod(cfg, role) if efa else 0,
+            )
+        )
     return ResolvedGraph(graph=graph, roles=tuple(roles), capacity=plan_graph(cfg, graph))
 
 

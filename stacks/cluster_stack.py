@@ -160,8 +160,7 @@ class ClusterStack(Stack):
         functions = [
             construct
             for construct in provider.node.find_all()
-            if isinstance(construct, CfnResource)
-            and construct.cfn_resource_type == "AWS::Lambda::Function"
+            if isinstance(construct, CfnResource) and construct.cfn_resource_type == "AWS::Lambda::Function"
         ]
         assert len(functions) == 2, [f.node.path for f in functions]
         for function in functions:
@@ -217,9 +216,7 @@ class ClusterStack(Stack):
         )
 
         app = cdk8s.App()
-        inputs = karpenter_pools.PoolInputs(
-            cluster_security_group_id=self.cluster.cluster_security_group_id
-        )
+        inputs = karpenter_pools.PoolInputs(cluster_security_group_id=self.cluster.cluster_security_group_id)
         (chart,) = karpenter_pools.build(app, cfg, inputs)
         self.node_pools = self.cluster.add_cdk8s_chart("KarpenterPools", chart)
         for dependency in (*self.karpenter.deletion_dependencies, *self.gpu.charts):

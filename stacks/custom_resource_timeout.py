@@ -19,12 +19,14 @@ from constructs import IConstruct
 
 from stacks.teardown_guard import CUSTOM_RESOURCE_SERVICE_TIMEOUT
 
-EKS_CUSTOM_RESOURCE_TYPES = frozenset({
-    "Custom::AWSCDK-EKS-KubernetesResource",
-    "Custom::AWSCDK-EKS-HelmChart",
-    "Custom::AWSCDK-EKS-KubernetesPatch",
-    "Custom::AWSCDK-EKS-KubernetesObjectValue",
-})
+EKS_CUSTOM_RESOURCE_TYPES = frozenset(
+    {
+        "Custom::AWSCDK-EKS-KubernetesResource",
+        "Custom::AWSCDK-EKS-HelmChart",
+        "Custom::AWSCDK-EKS-KubernetesPatch",
+        "Custom::AWSCDK-EKS-KubernetesObjectValue",
+    }
+)
 
 
 @jsii.implements(IAspect)

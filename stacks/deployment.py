@@ -82,7 +82,10 @@ def add_deployment(scope: Construct, cfg: DeploymentConfig) -> DeploymentStacks:
         scope, cfg, cluster=cluster.cluster_interface, after=platform, stack_props=props
     )
     stacks = DeploymentStacks(
-        network=network, cluster=cluster, registry=registry, platform=platform,
+        network=network,
+        cluster=cluster,
+        registry=registry,
+        platform=platform,
         inference=tuple(inference),
     )
     for stack in stacks.all():

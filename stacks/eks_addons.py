@@ -49,9 +49,7 @@ class EksAddons(Construct):
         }
         configuration: dict[str, dict[str, Any]] = {
             # The teardown guard finds this cluster's volumes by this tag.
-            "aws-ebs-csi-driver": {
-                "controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: cluster_name}}
-            },
+            "aws-ebs-csi-driver": {"controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: cluster_name}}},
             # NetworkPolicy enforcement (the VPC CNI's network policy agent; every graph renders
             # default-deny ingress plus its flows, k8s_charts/network_policies.py). The key and
             # its string value are the add-on schema's: EKS User Guide, "Configure your cluster

@@ -51,29 +51,33 @@ class GpuEnablement(Construct):
         super().__init__(scope, construct_id)
         self.charts: list[eks.HelmChart] = []
         if karpenter.nvidia_device_plugin:
-            self.charts.append(eks.HelmChart(
-                self,
-                "NvidiaDevicePlugin",
-                cluster=cluster,
-                chart="nvidia-device-plugin",
-                repository=versions.NVIDIA_DEVICE_PLUGIN_CHART_REPO,
-                version=versions.NVIDIA_DEVICE_PLUGIN,
-                release="nvidia-device-plugin",
-                namespace=KARPENTER_NAMESPACE,
-                values=nvidia_values(),
-            ))
+            self.charts.append(
+                eks.HelmChart(
+                    self,
+                    "NvidiaDevicePlugin",
+                    cluster=cluster,
+                    chart="nvidia-device-plugin",
+                    repository=versions.NVIDIA_DEVICE_PLUGIN_CHART_REPO,
+                    version=versions.NVIDIA_DEVICE_PLUGIN,
+                    release="nvidia-device-plugin",
+                    namespace=KARPENTER_NAMESPACE,
+                    values=nvidia_values(),
+                )
+            )
         if karpenter.has_efa_pool:
-            self.charts.append(eks.HelmChart(
-                self,
-                "EfaDevicePlugin",
-                cluster=cluster,
-                chart="aws-efa-k8s-device-plugin",
-                repository=versions.EKS_CHARTS_REPO,
-                version=versions.EFA_DEVICE_PLUGIN,
-                release="aws-efa-k8s-device-plugin",
-                namespace=KARPENTER_NAMESPACE,
-                values=efa_values(),
-            ))
+            self.charts.append(
+                eks.HelmChart(
+                    self,
+                    "EfaDevicePlugin",
+                    cluster=cluster,
+                    chart="aws-efa-k8s-device-plugin",
+                    repository=versions.EKS_CHARTS_REPO,
+                    version=versions.EFA_DEVICE_PLUGIN,
+                    release="aws-efa-k8s-device-plugin",
+                    namespace=KARPENTER_NAMESPACE,
+                    values=efa_values(),
+                )
+            )
         for chart in self.charts:
             for dependency in runs_after:
                 chart.node.add_dependency(dependency)

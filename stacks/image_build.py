@@ -35,6 +35,7 @@ _COMPUTE = {
     "2xlarge": codebuild.ComputeType.X2_LARGE,
 }
 
+
 class ImageBuild(Construct):
     def __init__(
         self,
@@ -123,10 +124,18 @@ class ImageBuild(Construct):
         )
         self._acknowledge_role_policy(role)
 
-        CfnOutput(stack, OUTPUT_PROJECT, value=self.project.project_name,
-                  description="CodeBuild project that builds Dynamo images (python -m image_build)")
-        CfnOutput(stack, OUTPUT_LOG_GROUP, value=self.log_group.log_group_name,
-                  description="CloudWatch log group of the image build")
+        CfnOutput(
+            stack,
+            OUTPUT_PROJECT,
+            value=self.project.project_name,
+            description="CodeBuild project that builds Dynamo images (python -m image_build)",
+        )
+        CfnOutput(
+            stack,
+            OUTPUT_LOG_GROUP,
+            value=self.log_group.log_group_name,
+            description="CloudWatch log group of the image build",
+        )
 
     def _acknowledge_role_policy(self, role: iam.IRole) -> None:
         """Wildcards CodeBuild and ECR need, each confined to this project's own resources."""
@@ -136,21 +145,20 @@ class ImageBuild(Construct):
         project = f"<{logical_id(self.project.node.default_child)}>"
         prefix = f"arn:<AWS::Partition>:{{}}:{region}:{account}:"
         findings = {
-            "Resource::" + prefix.format("logs") + f"log-group:/aws/codebuild/{project}:*":
-                "Log streams inside this project's own log group; CodeBuild names each stream "
-                "after the build id, so they cannot be listed in advance.",
-            "Resource::" + prefix.format("codebuild") + f"report-group/{project}-*":
-                "CodeBuild's test-report permissions for this project's own report groups "
-                "(name prefix = project name); no other project's reports match.",
-            "Action::kms:ReEncrypt*":
-                "Encrypt/decrypt grant on the project's own KMS key only (the key policy and "
-                "the statement's resource both name that one key).",
-            "Action::kms:GenerateDataKey*":
-                "Data keys from the project's own KMS key only, for CodeBuild's encrypted "
-                "artifacts and cache (the statement's resource is that one key).",
-            "Resource::*":
-                "Only ecr:GetAuthorizationToken is granted on '*': it has no resource-level "
-                "permissions. Push and pull are limited to this stack's repositories.",
+            "Resource::"
+            + prefix.format("logs")
+            + f"log-group:/aws/codebuild/{project}:*": "Log streams inside this project's own log group; CodeBuild names each stream "
+            "after the build id, so they cannot be listed in advance.",
+            "Resource::"
+            + prefix.format("codebuild")
+            + f"report-group/{project}-*": "CodeBuild's test-report permissions for this project's own report groups "
+            "(name prefix = project name); no other project's reports match.",
+            "Action::kms:ReEncrypt*": "Encrypt/decrypt grant on the project's own KMS key only (the key policy and "
+            "the statement's resource both name that one key).",
+            "Action::kms:GenerateDataKey*": "Data keys from the project's own KMS key only, for CodeBuild's encrypted "
+            "artifacts and cache (the statement's resource is that one key).",
+            "Resource::*": "Only ecr:GetAuthorizationToken is granted on '*': it has no resource-level "
+            "permissions. Push and pull are limited to this stack's repositories.",
         }
         policy = role.node.find_child("DefaultPolicy")
         for finding, reason in findings.items():

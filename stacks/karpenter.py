@@ -55,9 +55,7 @@ def helm_values(*, cluster_name: str, region: str) -> dict:
         },
         # The controller must never run on nodes it manages: system node group only.
         "nodeSelector": {"kubernetes.io/os": "linux", SYSTEM_NODE_LABEL[0]: SYSTEM_NODE_LABEL[1]},
-        "tolerations": [
-            {"key": CRITICAL_ADDONS_TAINT, "operator": "Exists", "effect": "NoSchedule"}
-        ],
+        "tolerations": [{"key": CRITICAL_ADDONS_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
         "controller": {
             # System nodes limit IMDS to one hop, so the pod cannot ask IMDS for its region.
             "env": [{"name": "AWS_REGION", "value": region}],
@@ -88,8 +86,7 @@ class KarpenterController(Construct):
             role_name=karpenter_node_role_name(cluster_name),
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(name)
-                for name in NODE_ROLE_MANAGED_POLICIES
+                iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in NODE_ROLE_MANAGED_POLICIES
             ],
         )
         # Nodes join through an access entry (API authentication mode, no aws-auth map).
@@ -205,15 +202,17 @@ def controller_policy_documents(
     tagged_resources = [
         f"{ec2}:*:{kind}/*"
         for kind in (
-            "fleet", "instance", "volume", "network-interface", "launch-template",
+            "fleet",
+            "instance",
+            "volume",
+            "network-interface",
+            "launch-template",
             "spot-instances-request",
         )
     ]
 
     def statement(sid: str, actions: list[str], resources: list[str], conditions=None):
-        return iam.PolicyStatement(
-            sid=sid, actions=actions, resources=resources, conditions=conditions
-        )
+        return iam.PolicyStatement(sid=sid, actions=actions, resources=resources, conditions=conditions)
 
     node_lifecycle = [
         statement(

@@ -51,7 +51,11 @@ def acknowledge_karpenter(controller, guard) -> None:
     for kind in ("security-group", "subnet", "capacity-reservation", "placement-group"):
         acknowledge(lifecycle, _IAM5.format(f"{ec2}:*:{kind}/*"), _LAUNCH_INPUTS)
     for kind in (
-        "launch-template", "fleet", "instance", "volume", "network-interface",
+        "launch-template",
+        "fleet",
+        "instance",
+        "volume",
+        "network-interface",
         "spot-instances-request",
     ):
         acknowledge(lifecycle, _IAM5.format(f"{ec2}:*:{kind}/*"), _TAG_SCOPED)

@@ -70,13 +70,25 @@ def acknowledge_kubectl_provider(cluster: IConstruct) -> None:
         "The kubectl provider pulls Helm charts stored as OCI artifacts in ECR "
         "(e.g. Karpenter's); read-only, no push.",
     )
-    ecr_public_policy_arn = {"Fn::Join": ["", [
-        "arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly",
-    ]]}
+    ecr_public_policy_arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":iam::aws:policy/AmazonElasticContainerRegistryPublicReadOnly",
+            ],
+        ]
+    }
     # cdk-nag names the conditional policy by its compact JSON.
     public_policy = json.dumps(
-        {"Fn::If": [logical_id(handler.node.find_child("HasEcrPublic")), ecr_public_policy_arn,
-                    {"Ref": "AWS::NoValue"}]},
+        {
+            "Fn::If": [
+                logical_id(handler.node.find_child("HasEcrPublic")),
+                ecr_public_policy_arn,
+                {"Ref": "AWS::NoValue"},
+            ]
+        },
         separators=(",", ":"),
     )
     acknowledge(

@@ -84,7 +84,9 @@ class PipelineStack(Stack):
             commands=[f"make synth CONFIG={config_path}"],
             primary_output_directory="cdk.out",
         )
-        build_image = codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.from_code_build_image_id(versions.CODEBUILD_IMAGE))
+        build_image = codebuild.BuildEnvironment(
+            build_image=codebuild.LinuxBuildImage.from_code_build_image_id(versions.CODEBUILD_IMAGE)
+        )
         # One log group for every CodeBuild project of the pipeline, with retention, instead
         # of /aws/codebuild/<project> groups CodeBuild would create without expiry. Streams
         # are prefixed by what ran: synth, self-update, assets, step (post-deploy).
@@ -95,9 +97,7 @@ class PipelineStack(Stack):
         def logs_to(prefix: str) -> pipelines.CodeBuildOptions:
             return pipelines.CodeBuildOptions(
                 logging=codebuild.LoggingOptions(
-                    cloud_watch=codebuild.CloudWatchLoggingOptions(
-                        log_group=self.build_logs, prefix=prefix
-                    )
+                    cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.build_logs, prefix=prefix)
                 )
             )
 
@@ -128,19 +128,26 @@ class PipelineStack(Stack):
             if settings.approval:
                 # Before anything of this environment changes: stop if IAM or security groups
                 # would broaden (CDK's own security diff against the deployed stacks).
-                pre.append(pipelines.ConfirmPermissionsBroadening(
-                    f"CheckBroadening-{env_cfg.environment}", stage=stage
-                ))
+                pre.append(
+                    pipelines.ConfirmPermissionsBroadening(
+                        f"CheckBroadening-{env_cfg.environment}", stage=stage
+                    )
+                )
                 # Each stack's change set is created first; the person approves what they see
                 # in it, and exactly that change set is executed.
                 stack_steps = [
-                    pipelines.StackSteps(stack=stack, change_set=[pipelines.ManualApprovalStep(
-                        f"Approve-{stack.stack_name}",
-                        comment=f"Review the change set of {stack.stack_name} in the CloudFormation "
-                        f"console (account {env_cfg.account}, {env_cfg.region}, stack "
-                        f"{stack.stack_name}, Change sets tab); approving executes exactly that "
-                        "change set.",
-                    )])
+                    pipelines.StackSteps(
+                        stack=stack,
+                        change_set=[
+                            pipelines.ManualApprovalStep(
+                                f"Approve-{stack.stack_name}",
+                                comment=f"Review the change set of {stack.stack_name} in the CloudFormation "
+                                f"console (account {env_cfg.account}, {env_cfg.region}, stack "
+                                f"{stack.stack_name}, Change sets tab); approving executes exactly that "
+                                "change set.",
+                            )
+                        ],
+                    )
                     for stack in stage.stacks.all()
                 ]
             post = []
@@ -199,7 +206,10 @@ class PipelineStack(Stack):
             )
         )
         self.notification_topic = sns.Topic(
-            self, "Notifications", master_key=key, enforce_ssl=True,
+            self,
+            "Notifications",
+            master_key=key,
+            enforce_ssl=True,
             display_name=f"{self.pipeline.pipeline.pipeline_name} failures and approvals",
         )
         for email in emails:
@@ -249,9 +259,14 @@ class PipelineStack(Stack):
         # Its CodeBuild project takes no pipeline defaults: log to the pipeline's group too.
         project = check.node.find_child("CDKSecurityCheck").node.default_child
         assert isinstance(project, codebuild.CfnProject), type(project)
-        project.add_property_override("LogsConfig.CloudWatchLogs", {
-            "Status": "ENABLED", "GroupName": self.build_logs.log_group_name, "StreamName": "security-check",
-        })
+        project.add_property_override(
+            "LogsConfig.CloudWatchLogs",
+            {
+                "Status": "ENABLED",
+                "GroupName": self.build_logs.log_group_name,
+                "StreamName": "security-check",
+            },
+        )
         approve = check.node.find_child("CDKPipelinesAutoApprove")
         acknowledge(
             approve.node.find_child("ServiceRole"),
@@ -260,7 +275,9 @@ class PipelineStack(Stack):
             "managed policy; it has no other AWS permissions than approving this pipeline's step.",
         )
         acknowledge(
-            check.node.find_child("CDKSecurityCheck").node.find_child("Role").node.find_child("DefaultPolicy"),
+            check.node.find_child("CDKSecurityCheck")
+            .node.find_child("Role")
+            .node.find_child("DefaultPolicy"),
             f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logical_id(approve.node.default_child)}.Arn>:*]",
             "The security-check project may invoke every version of the one auto-approve Lambda "
             "(ARN plus :* for its versions), nothing else.",

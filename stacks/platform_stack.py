@@ -55,7 +55,11 @@ class PlatformStack(Stack):
             removal_policy=removal_policy,
         )
         self.secrets = PlatformSecrets(
-            self, "Secrets", cluster=cluster, cluster_name=cfg.cluster.name, grafana=monitoring.enabled,
+            self,
+            "Secrets",
+            cluster=cluster,
+            cluster_name=cfg.cluster.name,
+            grafana=monitoring.enabled,
             alert_webhook=monitoring.alert_webhook,
         )
 
@@ -80,13 +84,15 @@ class PlatformStack(Stack):
         storage_chart = charts.prometheus_storage  # built with the monitoring chart
         if monitoring.enabled and charts.monitoring is not None and storage_chart is not None:
             self.observability = Observability(
-                self, "Observability", cluster=cluster, monitoring=monitoring,
-                retain_data=cfg.retain_data, bottlerocket=cfg.karpenter.use_bottlerocket,
+                self,
+                "Observability",
+                cluster=cluster,
+                monitoring=monitoring,
+                retain_data=cfg.retain_data,
+                bottlerocket=cfg.karpenter.use_bottlerocket,
             )
             storage = self._apply(cluster, "PrometheusStorage", storage_chart)
-            self.observability.prometheus_stack.node.add_dependency(
-                namespaces, synced_secrets, storage
-            )
+            self.observability.prometheus_stack.node.add_dependency(namespaces, synced_secrets, storage)
             if self.observability.dcgm_exporter is not None:
                 self.observability.dcgm_exporter.node.add_dependency(namespaces)
             monitors = self._apply(cluster, "MonitorsAndDashboards", charts.monitoring)
@@ -140,7 +146,7 @@ class PlatformStack(Stack):
             "SetHfTokenCommand",
             value=(
                 f"aws secretsmanager put-secret-value --region {cfg.region} "
-                f"--secret-id {self.secrets.hf_token.name} --secret-string \"$HF_TOKEN\""
+                f'--secret-id {self.secrets.hf_token.name} --secret-string "$HF_TOKEN"'
             ),
             description="Store your Hugging Face token (synced to the hf-token-secret Secret)",
         )

@@ -27,8 +27,7 @@ class SystemNodeGroup(Construct):
             "NodeRole",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(name)
-                for name in NODE_ROLE_MANAGED_POLICIES
+                iam.ManagedPolicy.from_aws_managed_policy_name(name) for name in NODE_ROLE_MANAGED_POLICIES
             ],
         )
 
@@ -73,9 +72,7 @@ class SystemNodeGroup(Construct):
             ),
             labels={SYSTEM_NODE_LABEL[0]: SYSTEM_NODE_LABEL[1]},
             taints=[
-                eks.TaintSpec(
-                    key=CRITICAL_ADDONS_TAINT, value="true", effect=eks.TaintEffect.NO_SCHEDULE
-                )
+                eks.TaintSpec(key=CRITICAL_ADDONS_TAINT, value="true", effect=eks.TaintEffect.NO_SCHEDULE)
             ],
             enable_node_auto_repair=True,
         )

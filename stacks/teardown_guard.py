@@ -64,14 +64,10 @@ class TeardownGuard(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             managed_policies=[
-                iam.ManagedPolicy.from_aws_managed_policy_name(
-                    "service-role/AWSLambdaBasicExecutionRole"
-                )
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")
             ],
         )
-        statements = guard_statements(
-            stack=stack, cluster_name=cluster_name, delete_volumes=delete_volumes
-        )
+        statements = guard_statements(stack=stack, cluster_name=cluster_name, delete_volumes=delete_volumes)
         for statement in statements:
             self.role.add_to_policy(statement)
 
@@ -88,9 +84,7 @@ class TeardownGuard(Construct):
             description=f"Sweeps Karpenter leftovers of {cluster_name} before the VPC is deleted",
             # Ours, not Lambda's: it expires and follows removal_policy (a retained guard log
             # under `destroy` would be the one thing `cdk destroy` leaves).
-            log_group=owned_log_group(
-                self, "Logs", days=log_retention_days, removal_policy=removal_policy
-            ),
+            log_group=owned_log_group(self, "Logs", days=log_retention_days, removal_policy=removal_policy),
         )
         self.provider = cr.Provider(
             self,
@@ -120,9 +114,7 @@ class TeardownGuard(Construct):
         self.resource.node.add_dependency(self.role)
 
 
-def guard_statements(
-    *, stack: Stack, cluster_name: str, delete_volumes: bool
-) -> list[iam.PolicyStatement]:
+def guard_statements(*, stack: Stack, cluster_name: str, delete_volumes: bool) -> list[iam.PolicyStatement]:
     partition, region, account = stack.partition, stack.region, stack.account
     ec2_arn = f"arn:{partition}:ec2:{region}:{account}"
 
@@ -133,20 +125,24 @@ def guard_statements(
     eks_named = {tag(EKS_CLUSTER_NAME_TAG_KEY): cluster_name}
     karpenter_made = {tag(NODEPOOL_TAG_KEY): "*"}
     profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
-    volume_statements = [
-        iam.PolicyStatement(
-            sid="DeleteClusterVolumes",
-            actions=["ec2:DeleteVolume"],
-            resources=[f"{ec2_arn}:volume/*"],
-            conditions={"StringEquals": {tag(VOLUME_CLUSTER_TAG_KEY): cluster_name}},
-        ),
-        iam.PolicyStatement(
-            sid="DeleteKarpenterNodeVolumes",
-            actions=["ec2:DeleteVolume"],
-            resources=[f"{ec2_arn}:volume/*"],
-            conditions={"StringEquals": eks_named, "StringLike": karpenter_made},
-        ),
-    ] if delete_volumes else []
+    volume_statements = (
+        [
+            iam.PolicyStatement(
+                sid="DeleteClusterVolumes",
+                actions=["ec2:DeleteVolume"],
+                resources=[f"{ec2_arn}:volume/*"],
+                conditions={"StringEquals": {tag(VOLUME_CLUSTER_TAG_KEY): cluster_name}},
+            ),
+            iam.PolicyStatement(
+                sid="DeleteKarpenterNodeVolumes",
+                actions=["ec2:DeleteVolume"],
+                resources=[f"{ec2_arn}:volume/*"],
+                conditions={"StringEquals": eks_named, "StringLike": karpenter_made},
+            ),
+        ]
+        if delete_volumes
+        else []
+    )
     return [
         # Describe calls have no resource-level permissions; the region condition is the
         # narrowest scope EC2 offers for them.

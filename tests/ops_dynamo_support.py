@@ -17,10 +17,21 @@ SERVED_MODEL = "tiny-org/tiny-chat"
 # Mocker graphs run on CPU and need no node pool; one per topology the CI smoke covers.
 MOCKER_GRAPHS = [
     {"name": "smoke-agg", "backend": "mocker", "topology": "agg", "model": SERVED_MODEL},
-    {"name": "smoke-agg-router", "backend": "mocker", "topology": "agg_router",
-     "model": SERVED_MODEL, "worker": {"replicas": 2}},
-    {"name": "smoke-disagg", "backend": "mocker", "topology": "disagg", "model": SERVED_MODEL,
-     "prefill": {"replicas": 1}, "decode": {"replicas": 2}},
+    {
+        "name": "smoke-agg-router",
+        "backend": "mocker",
+        "topology": "agg_router",
+        "model": SERVED_MODEL,
+        "worker": {"replicas": 2},
+    },
+    {
+        "name": "smoke-disagg",
+        "backend": "mocker",
+        "topology": "disagg",
+        "model": SERVED_MODEL,
+        "prefill": {"replicas": 1},
+        "decode": {"replicas": 2},
+    },
 ]
 
 
@@ -39,12 +50,17 @@ def mocker_config(tmp_dir: Path) -> Path:
     return path
 
 
-def run_ops(args: list[str], *, prefix: list[str] | None = None, env: dict | None = None,
-            timeout: float = 180) -> subprocess.CompletedProcess:
+def run_ops(
+    args: list[str], *, prefix: list[str] | None = None, env: dict | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
     """`python -m ops ARGS` as a user runs it (optionally inside the Dynamo netns)."""
     command = [*(prefix or []), sys.executable, "-m", "ops", *args]
     return subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 

@@ -56,8 +56,14 @@ def test_graph_alerts_name_only_exported_metrics(cfg):
 def test_the_alert_set_covers_the_issue():
     names = {a.name for a in COMMON_ALERTS}
     assert names == {
-        "DynamoErrorRatioHigh", "DynamoQueueGrowing", "DynamoKVCacheSaturated", "GPUXidError",
-        "GPUThermalThrottling", "ModelPrefetchJobFailed", "GPUPodPending", "KarpenterLaunchFailures",
+        "DynamoErrorRatioHigh",
+        "DynamoQueueGrowing",
+        "DynamoKVCacheSaturated",
+        "GPUXidError",
+        "GPUThermalThrottling",
+        "ModelPrefetchJobFailed",
+        "GPUPodPending",
+        "KarpenterLaunchFailures",
     }
     pending = next(a for a in COMMON_ALERTS if a.name == "GPUPodPending")
     assert pending.for_ == "10m" and "nvidia_com_gpu" in pending.expr
@@ -65,7 +71,9 @@ def test_the_alert_set_covers_the_issue():
 
 def test_latency_targets_are_per_graph(cfg):
     graph = cfg.graphs[0]
-    slow = graph.model_copy(update={"planner": graph.planner.model_copy(update={"ttft_ms": 2000.0, "itl_ms": 80.0})})
+    slow = graph.model_copy(
+        update={"planner": graph.planner.model_copy(update={"ttft_ms": 2000.0, "itl_ms": 80.0})}
+    )
     fast = graph.model_copy(update={"name": "fast"})
     exprs = {a.expr for a in graph_alerts(cfg.model_copy(update={"graphs": [slow, fast]}))}
     assert any(f'graph="{graph.name}"' in e and e.endswith("> 2") for e in exprs)
@@ -78,7 +86,9 @@ def test_rule_is_valid_and_selected_by_our_prometheus(cfg):
     objects = render(cfg)
     prometheus_rule = rule(objects)
     assert validate_all([prometheus_rule]) == []
-    spec = kube_prometheus_stack_values(cfg.platform.monitoring, retain_data=False)["prometheus"]["prometheusSpec"]
+    spec = kube_prometheus_stack_values(cfg.platform.monitoring, retain_data=False)["prometheus"][
+        "prometheusSpec"
+    ]
     assert spec["ruleSelectorNilUsesHelmValues"] is False
     assert spec["ruleSelector"]["matchLabels"].items() <= prometheus_rule["metadata"]["labels"].items()
     assert prometheus_rule["metadata"]["namespace"] == MONITORING_NAMESPACE
@@ -109,10 +119,16 @@ def test_webhook_url_comes_from_secrets_manager_through_a_mounted_secret(cfg):
     assert webhook["webhook_configs"] == [{"url_file": ALERT_WEBHOOK_URL_FILE, "send_resolved": True}]
     assert values["alertmanagerSpec"]["secrets"] == [ALERT_WEBHOOK_SECRET]
     assert ALERT_WEBHOOK_URL_FILE.startswith(f"/etc/alertmanager/secrets/{ALERT_WEBHOOK_SECRET}/")
-    synced = [o for o in render(on) if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == ALERT_WEBHOOK_SECRET]
+    synced = [
+        o
+        for o in render(on)
+        if o["kind"] == "ExternalSecret" and o["metadata"]["name"] == ALERT_WEBHOOK_SECRET
+    ]
     (external_secret,) = synced
     assert external_secret["metadata"]["namespace"] == MONITORING_NAMESPACE
-    assert external_secret["spec"]["data"][0]["remoteRef"]["key"] == alert_webhook_secret_name(cfg.cluster.name)
+    assert external_secret["spec"]["data"][0]["remoteRef"]["key"] == alert_webhook_secret_name(
+        cfg.cluster.name
+    )
     assert validate_all(synced) == []
     assert not re.search(r"https?://", json.dumps(values["config"]))
 
@@ -138,7 +154,8 @@ def test_stack_creates_the_webhook_secret_empty_and_lets_external_secrets_read_i
     config.write_text(text)
     template = synth(config).template("platform")  # cdk-nag runs in synth
     secrets = {
-        r["Properties"]["Name"]: (k, r) for k, r in template["Resources"].items()
+        r["Properties"]["Name"]: (k, r)
+        for k, r in template["Resources"].items()
         if r["Type"] == "AWS::SecretsManager::Secret"
     }
     cfg = load_config(config)

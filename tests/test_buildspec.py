@@ -67,7 +67,11 @@ def _run(tmp_path: Path, **overrides: str) -> tuple[int, list[str], str]:
         "CACHE_REPOSITORY": f"{REGISTRY}/dynamo-dev/build-cache",
         "RENDER_PIP": " ".join(versions.DYNAMO_RENDER_PIP),
     }
-    for framework, image in (("VLLM", "vllm-runtime"), ("SGLANG", "sglang-runtime"), ("TRTLLM", "tensorrtllm-runtime")):
+    for framework, image in (
+        ("VLLM", "vllm-runtime"),
+        ("SGLANG", "sglang-runtime"),
+        ("TRTLLM", "tensorrtllm-runtime"),
+    ):
         env[f"IMAGE_REPOSITORY_{framework}"] = f"{REGISTRY}/dynamo-dev/{image}"
         env[f"CUDA_VERSION_{framework}"] = versions.DYNAMO_BUILD_CUDA[framework.lower()]
     env.update(overrides)
@@ -81,17 +85,25 @@ def _run(tmp_path: Path, **overrides: str) -> tuple[int, list[str], str]:
             # A non-zero status (or an `exit` in the command) fails the phase.
             lines.append(f"eval {shlex.quote(command)} || exit 1")
     lines.append('echo "IMAGE_URI=$IMAGE_URI"')
-    result = subprocess.run(["bash", "-c", "\n".join(lines)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(lines)], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     recorded = calls.read_text().splitlines() if calls.exists() else []
     output = result.stdout + result.stderr
     if result.returncode != 0:
-        output += f"\nFAILED_PHASE={[l for l in result.stdout.splitlines() if l.startswith('PHASE=')][-1][6:]}"
+        output += (
+            f"\nFAILED_PHASE={[l for l in result.stdout.splitlines() if l.startswith('PHASE=')][-1][6:]}"
+        )
     return result.returncode, recorded, output
 
 
 @pytest.mark.parametrize(
     ("framework", "image", "cuda"),
-    [("vllm", "vllm-runtime", "13.0"), ("sglang", "sglang-runtime", "13.0"), ("trtllm", "tensorrtllm-runtime", "13.1")],
+    [
+        ("vllm", "vllm-runtime", "13.0"),
+        ("sglang", "sglang-runtime", "13.0"),
+        ("trtllm", "tensorrtllm-runtime", "13.1"),
+    ],
 )
 @pytest.mark.parametrize("efa", [False, True])
 def test_builds_and_pushes_the_framework_image(tmp_path, framework, image, cuda, efa):
@@ -101,7 +113,9 @@ def test_builds_and_pushes_the_framework_image(tmp_path, framework, image, cuda,
     uri = f"{REGISTRY}/dynamo-dev/{image}:{tag}"
     assert f"IMAGE_URI={uri}" in output
     joined = "\n".join(calls)
-    assert f"git clone --quiet --depth 1 --branch v{versions.DYNAMO} {versions.DYNAMO_GIT_REPOSITORY}" in joined
+    assert (
+        f"git clone --quiet --depth 1 --branch v{versions.DYNAMO} {versions.DYNAMO_GIT_REPOSITORY}" in joined
+    )
     (render,) = [c for c in calls if "container/render.py" in c]
     render_args = shlex.split(render)
     assert render_args[:2] == ["python3", "container/render.py"]
@@ -126,7 +140,9 @@ def test_builds_and_pushes_the_framework_image(tmp_path, framework, image, cuda,
 def test_installs_pinned_render_dependencies(tmp_path):
     rc, calls, output = _run(tmp_path)
     assert rc == 0, output
-    assert calls[0] == "python3 -m pip install --quiet --disable-pip-version-check " + " ".join(versions.DYNAMO_RENDER_PIP)
+    assert calls[0] == "python3 -m pip install --quiet --disable-pip-version-check " + " ".join(
+        versions.DYNAMO_RENDER_PIP
+    )
 
 
 def test_unknown_framework_fails_before_any_work(tmp_path):

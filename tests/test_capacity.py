@@ -49,22 +49,36 @@ def test_llama_8b_weights_and_kv_per_token():
 
 def test_llama_8b_on_one_l4_by_hand():
     spec = MODELS["meta-llama/Llama-3.1-8B"]
-    fit = fit_role(spec, INSTANCE_TYPES["g6.xlarge"], tensor_parallel=1, nodes=1,
-                   utilization=0.9, max_model_len=16384, backend="vllm")
+    fit = fit_role(
+        spec,
+        INSTANCE_TYPES["g6.xlarge"],
+        tensor_parallel=1,
+        nodes=1,
+        utilization=0.9,
+        max_model_len=16384,
+        backend="vllm",
+    )
     # An L4 reports 23,034 MiB (nvidia-smi), not the 24 GiB AWS lists.
-    usable = 23_034 * 2**20 * 0.9 / GB      # 21.74 GB
+    usable = 23_034 * 2**20 * 0.9 / GB  # 21.74 GB
     kv = usable - 16.06 - RESERVE_GIB * GIB / GB  # 21.74 - 16.06 - 2.15 = 3.53 GB
     assert fit.usable_per_gpu_gb == pytest.approx(usable)
     assert fit.kv_budget_per_gpu_gb == pytest.approx(kv)
     assert fit.kv_tokens == int(kv * GB // 131_072)  # about 26,900 tokens
     assert 26_000 < fit.kv_tokens < 28_000
-    assert fit.concurrent_sequences == 1    # 26.9k // 16384
+    assert fit.concurrent_sequences == 1  # 26.9k // 16384
 
 
 def test_70b_tp4_on_l40s_by_hand():
     spec = find_model("deepseek-ai/DeepSeek-R1-Distill-Llama-70B")
-    fit = fit_role(spec, INSTANCE_TYPES["g6e.12xlarge"], tensor_parallel=4, nodes=1,
-                   utilization=0.9, max_model_len=32768, backend="vllm")
+    fit = fit_role(
+        spec,
+        INSTANCE_TYPES["g6e.12xlarge"],
+        tensor_parallel=4,
+        nodes=1,
+        utilization=0.9,
+        max_model_len=32768,
+        backend="vllm",
+    )
     assert fit.weights_per_gpu_gb == pytest.approx(70.6 * 2 / 4)  # 35.3 GB
     # 80 layers, 8 KV heads over TP=4 -> 2 per GPU: 2 x 80 x 2 x 128 x 2 = 81,920 B/token
     assert spec.kv_bytes_per_token(4) == 81_920
@@ -74,8 +88,15 @@ def test_70b_tp4_on_l40s_by_hand():
 
 def test_trtllm_fraction_applies_to_free_memory():
     spec = MODELS["meta-llama/Llama-3.1-8B"]
-    fit = fit_role(spec, INSTANCE_TYPES["g6e.xlarge"], tensor_parallel=1, nodes=1,
-                   utilization=0.5, max_model_len=8192, backend="trtllm")
+    fit = fit_role(
+        spec,
+        INSTANCE_TYPES["g6e.xlarge"],
+        tensor_parallel=1,
+        nodes=1,
+        utilization=0.5,
+        max_model_len=8192,
+        backend="trtllm",
+    )
     free = 46_068 * 2**20 / GB - 16.06 - RESERVE_GIB * GIB / GB
     assert fit.kv_budget_per_gpu_gb == pytest.approx(free * 0.5)
 
@@ -96,10 +117,16 @@ def one_line(tmp_path, *graphs: dict) -> str:
 
 def test_seed_70b_on_l4_is_rejected_with_numbers_and_fix(tmp_path):
     """The seed's 70B example: TP=4 on the 24 GB L4 pool cannot hold the weights."""
-    line = one_line(tmp_path, graph(
-        name="r1-70b", model="deepseek-ai/DeepSeek-R1-Distill-Llama-70B", instance_type=None,
-        node_pool="gpu-g6", worker={"tensor_parallel_size": 4},
-    ))
+    line = one_line(
+        tmp_path,
+        graph(
+            name="r1-70b",
+            model="deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
+            instance_type=None,
+            node_pool="gpu-g6",
+            worker={"tensor_parallel_size": 4},
+        ),
+    )
     assert "graph 'r1-70b'" in line
     assert "70.6B bf16 weights need 141 GB" in line
     assert "TP=4 on g6.12xlarge gives 4x22.5 GiB L4" in line
@@ -107,8 +134,14 @@ def test_seed_70b_on_l4_is_rejected_with_numbers_and_fix(tmp_path):
 
 
 def test_tp_larger_than_node(tmp_path):
-    line = one_line(tmp_path, graph(worker={"tensor_parallel_size": 8}, instance_type="g6e.12xlarge",
-                                    model="meta-llama/Llama-3.1-70B-Instruct"))
+    line = one_line(
+        tmp_path,
+        graph(
+            worker={"tensor_parallel_size": 8},
+            instance_type="g6e.12xlarge",
+            model="meta-llama/Llama-3.1-70B-Instruct",
+        ),
+    )
     assert "needs 8 GPUs per node but g6e.12xlarge has 4" in line
 
 
@@ -134,8 +167,15 @@ def test_skip_capacity_check_is_reported_unchecked(tmp_path):
 
 
 def test_model_spec_in_config(tmp_path):
-    spec = {"params_b": 8.03, "layers": 32, "hidden_size": 4096, "attention_heads": 32,
-            "kv_heads": 8, "head_dim": 128, "max_context": 131072}
+    spec = {
+        "params_b": 8.03,
+        "layers": 32,
+        "hidden_size": 4096,
+        "attention_heads": 32,
+        "kv_heads": 8,
+        "head_dim": 128,
+        "max_context": 131072,
+    }
     cfg = load_config(write(tmp_path, graph(model="acme/llama-clone", model_spec=spec)))
     plan = plan_graph(cfg, cfg.graphs[0])
     assert plan.checked and plan.roles[0].fit.weights_per_gpu_gb == pytest.approx(16.06)
@@ -165,10 +205,14 @@ def test_plan_cost_and_node_count(tmp_path):
 
 
 def test_ops_plan_prints_every_column(tmp_path):
-    path = write(tmp_path, graph(), graph(name="hello", backend="mocker", model="Qwen/Qwen3-0.6B",
-                                          instance_type=None, node_pool="cpu"))
-    result = subprocess.run([sys.executable, "-m", "ops", "plan", "--config", str(path)],
-                            cwd=REPO, capture_output=True, text=True)
+    path = write(
+        tmp_path,
+        graph(),
+        graph(name="hello", backend="mocker", model="Qwen/Qwen3-0.6B", instance_type=None, node_pool="cpu"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "plan", "--config", str(path)], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[0]
     for column in ("GPUs", "nodes", "weights/GPU", "KV tokens", "seqs@max_len", "$/hour"):
@@ -179,16 +223,20 @@ def test_ops_plan_prints_every_column(tmp_path):
 
 def test_ops_plan_bad_config_is_one_line(tmp_path):
     path = write(tmp_path, graph(instance_type="g6.xlarge", max_model_len=131072))
-    result = subprocess.run([sys.executable, "-m", "ops", "plan", "--config", str(path)],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "plan", "--config", str(path)], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_multinode_graph_that_fits_one_node_is_warned_about(tmp_path):
     fits_one = graph(
-        topology="multinode", model="deepseek-ai/DeepSeek-R1-Distill-Llama-70B", instance_type=None,
-        node_pool="gpu-p5", prefill={"nodes": 2, "tensor_parallel_size": 16},
+        topology="multinode",
+        model="deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
+        instance_type=None,
+        node_pool="gpu-p5",
+        prefill={"nodes": 2, "tensor_parallel_size": 16},
         decode={"nodes": 2, "tensor_parallel_size": 16},
     )
     cfg = load_config(write(tmp_path, fits_one))
@@ -200,8 +248,12 @@ def test_multinode_graph_that_fits_one_node_is_warned_about(tmp_path):
 
 def test_sglang_hicache_host_memory_counts_every_rank(tmp_path):
     # g6e.12xlarge: 384 GiB for one TP=4 pod; 4 ranks x 96 GB + 16 GB does not fit in 90% of it.
-    too_big = graph(backend="sglang", instance_type="g6e.12xlarge", worker={"tensor_parallel_size": 4},
-                    kv_offload={"enabled": True, "cpu_cache_gb": 96})
+    too_big = graph(
+        backend="sglang",
+        instance_type="g6e.12xlarge",
+        worker={"tensor_parallel_size": 4},
+        kv_offload={"enabled": True, "cpu_cache_gb": 96},
+    )
     with pytest.raises(ConfigError) as raised:
         load_config(write(tmp_path, too_big))
     assert "96 x 4 TP ranks" in raised.value.lines[0] and "lower cpu_cache_gb to" in raised.value.lines[0]

@@ -9,8 +9,9 @@ from config.catalog.regions import ZONE_LETTERS
 
 
 def test_every_catalog_type_has_a_us_west_2_price():
-    missing = [name for name in instances.INSTANCE_TYPES
-               if prices.on_demand_usd_per_hour(name, "us-west-2") is None]
+    missing = [
+        name for name in instances.INSTANCE_TYPES if prices.on_demand_usd_per_hour(name, "us-west-2") is None
+    ]
     assert missing == []
 
 
@@ -40,7 +41,7 @@ def test_values_and_dates():
     assert prices.on_demand_usd_per_hour("p5.48xlarge", "us-east-1") == 55.04
     assert prices.price_date("p5.48xlarge", "us-east-1") == "2026-07-20"
     assert prices.price("g6e.2xlarge", "us-east-1").source.url.startswith(
-        "https://github.com/aws/karpenter-provider-aws/blob/")
+        "https://github.com/aws/karpenter-provider-aws/blob/"
+    )
     assert prices.price_date("g6e.xlarge", "us-west-2") == "2025-06"
     assert set(prices.regions()) == {"us-east-1", "us-west-2"}
-

@@ -22,18 +22,23 @@ def test_control_plane(default_synth):
             "Name": "dynamo-dev",
             "Version": "1.36",
             "AccessConfig": Match.object_like({"AuthenticationMode": "API"}),
-            "EncryptionConfig": [
-                {"Provider": {"KeyArn": Match.any_value()}, "Resources": ["secrets"]}
-            ],
+            "EncryptionConfig": [{"Provider": {"KeyArn": Match.any_value()}, "Resources": ["secrets"]}],
             "Logging": {
                 "ClusterLogging": {
                     "EnabledTypes": Match.array_equals(
-                        [{"Type": t} for t in ("api", "audit", "authenticator", "controllerManager", "scheduler")]
+                        [
+                            {"Type": t}
+                            for t in ("api", "audit", "authenticator", "controllerManager", "scheduler")
+                        ]
                     )
                 }
             },
             "ResourcesVpcConfig": Match.object_like(
-                {"EndpointPrivateAccess": True, "EndpointPublicAccess": True, "PublicAccessCidrs": ["0.0.0.0/0"]}
+                {
+                    "EndpointPrivateAccess": True,
+                    "EndpointPublicAccess": True,
+                    "PublicAccessCidrs": ["0.0.0.0/0"],
+                }
             ),
             "KubernetesNetworkConfig": Match.object_like({"ServiceIpv4Cidr": "172.20.0.0/16"}),
         },
@@ -65,9 +70,13 @@ def test_system_node_group_is_tainted_on_demand_al2023_with_imdsv2(default_synth
         {
             "LaunchTemplateData": Match.object_like(
                 {
-                    "MetadataOptions": Match.object_like({"HttpTokens": "required", "HttpPutResponseHopLimit": 1}),
+                    "MetadataOptions": Match.object_like(
+                        {"HttpTokens": "required", "HttpPutResponseHopLimit": 1}
+                    ),
                     "BlockDeviceMappings": [
-                        Match.object_like({"Ebs": Match.object_like({"Encrypted": True, "VolumeType": "gp3"})})
+                        Match.object_like(
+                            {"Ebs": Match.object_like({"Encrypted": True, "VolumeType": "gp3"})}
+                        )
                     ],
                 }
             )
@@ -89,7 +98,9 @@ def test_efs_csi_uses_pod_identity(default_synth):
         "AWS::EKS::Addon",
         {
             "AddonName": "aws-efs-csi-driver",
-            "PodIdentityAssociations": [{"ServiceAccount": "efs-csi-controller-sa", "RoleArn": Match.any_value()}],
+            "PodIdentityAssociations": [
+                {"ServiceAccount": "efs-csi-controller-sa", "RoleArn": Match.any_value()}
+            ],
         },
     )
 
@@ -97,7 +108,8 @@ def test_efs_csi_uses_pod_identity(default_synth):
 def test_ebs_csi_uses_pod_identity_and_tags_every_volume_for_the_guard(default_synth):
     resources = default_synth.template("cluster")["Resources"].values()
     (addon,) = [
-        r["Properties"] for r in resources
+        r["Properties"]
+        for r in resources
         if r["Type"] == "AWS::EKS::Addon" and r["Properties"]["AddonName"] == "aws-ebs-csi-driver"
     ]
     (association,) = addon["PodIdentityAssociations"]
@@ -161,7 +173,8 @@ def test_control_plane_log_group_is_owned_and_created_before_the_cluster(default
         },
     )
     (group,) = [
-        k for k, r in _log_groups(default_synth.template("cluster")).items()
+        k
+        for k, r in _log_groups(default_synth.template("cluster")).items()
         if r["Properties"].get("LogGroupName") == "/aws/eks/dynamo-dev/cluster"
     ]
     template.has_resource("AWS::EKS::Cluster", {"DependsOn": Match.array_with([group])})
@@ -191,7 +204,6 @@ def test_retained_environment_keeps_its_cluster_logs_for_the_configured_time():
     assert {r["Properties"]["RetentionInDays"] for r in groups.values()} == {365}
     names = {r["Properties"].get("LogGroupName") for r in groups.values()}
     assert "/aws/eks/dynamo-prod/cluster" in names
-
 
 
 def test_guard_log_groups_are_not_retained_under_destroy(default_synth):

@@ -33,26 +33,66 @@ def mutated(**changes) -> dict:
 
 
 CASES = {
-    "unknown key": (mutated(network__vpc_cidrr="10.1.0.0/16"), "network.vpc_cidrr", "did you mean 'vpc_cidr'"),
+    "unknown key": (
+        mutated(network__vpc_cidrr="10.1.0.0/16"),
+        "network.vpc_cidrr",
+        "did you mean 'vpc_cidr'",
+    ),
     "unknown top-level key": (mutated(clusterr={}), "clusterr", "did you mean 'cluster'"),
-    "k8s 1.34": (mutated(cluster__kubernetes_version="1.34"), "cluster.kubernetes_version", "use one of 1.35, 1.36"),
-    "k8s 1.37": (mutated(cluster__kubernetes_version="1.37"), "cluster.kubernetes_version", "use one of 1.35, 1.36"),
-    "one AZ": (mutated(network__availability_zones=["us-west-2a"]), "network.availability_zones", "at least 2"),
-    "AZ not in region": (mutated(network__availability_zones=["us-west-2a", "us-east-1b"]), "availability_zones", "not a zone of us-west-2"),
-    "AZ letter": (mutated(network__availability_zones=["us-west-2a", "us-west-2z"]), "us-west-2z", "use zones from"),
+    "k8s 1.34": (
+        mutated(cluster__kubernetes_version="1.34"),
+        "cluster.kubernetes_version",
+        "use one of 1.35, 1.36",
+    ),
+    "k8s 1.37": (
+        mutated(cluster__kubernetes_version="1.37"),
+        "cluster.kubernetes_version",
+        "use one of 1.35, 1.36",
+    ),
+    "one AZ": (
+        mutated(network__availability_zones=["us-west-2a"]),
+        "network.availability_zones",
+        "at least 2",
+    ),
+    "AZ not in region": (
+        mutated(network__availability_zones=["us-west-2a", "us-east-1b"]),
+        "availability_zones",
+        "not a zone of us-west-2",
+    ),
+    "AZ letter": (
+        mutated(network__availability_zones=["us-west-2a", "us-west-2z"]),
+        "us-west-2z",
+        "use zones from",
+    ),
     "bad CIDR": (mutated(network__vpc_cidr="10.0.0.300/16"), "network.vpc_cidr", "not a valid IPv4 CIDR"),
     "host bits": (mutated(network__vpc_cidr="10.0.0.1/16"), "network.vpc_cidr", "no host bits"),
-    "overlapping CIDRs": (mutated(cluster__service_ipv4_cidr="10.0.128.0/20"), "service_ipv4_cidr", "overlaps network.vpc_cidr"),
+    "overlapping CIDRs": (
+        mutated(cluster__service_ipv4_cidr="10.0.128.0/20"),
+        "service_ipv4_cidr",
+        "overlaps network.vpc_cidr",
+    ),
     "subnets do not fit": (mutated(network__vpc_cidr="10.0.0.0/18"), "network", "use a larger vpc_cidr"),
     "cluster name": (mutated(cluster__name="Dynamo_Dev"), "cluster.name", "not a DNS-1123 label"),
     "environment name": (mutated(environment="Prod!"), "environment", "not a DNS-1123 label"),
     "account digits": (mutated(account="12345"), "account", "12 digits"),
     "unknown region": (mutated(region="us-moon-1"), "region", "not a known AWS region"),
     "missing required": (mutated(cluster__name=None), "cluster.name", "required setting is missing"),
-    "admin principal": (mutated(cluster__admin_principals=["bob"]), "cluster.admin_principals", "not an IAM role or user ARN"),
-    "node sizes": (mutated(cluster__system_nodes={"min_size": 3, "desired_size": 2}), "system_nodes", "min_size <= desired_size"),
+    "admin principal": (
+        mutated(cluster__admin_principals=["bob"]),
+        "cluster.admin_principals",
+        "not an IAM role or user ARN",
+    ),
+    "node sizes": (
+        mutated(cluster__system_nodes={"min_size": 3, "desired_size": 2}),
+        "system_nodes",
+        "min_size <= desired_size",
+    ),
     "nat > zones": (mutated(network__nat_gateways=4), "nat_gateways", "at most 3"),
-    "cluster log retention": (mutated(cluster__log_retention_days=0), "cluster.log_retention_days", "greater than or equal to 1"),
+    "cluster log retention": (
+        mutated(cluster__log_retention_days=0),
+        "cluster.log_retention_days",
+        "greater than or equal to 1",
+    ),
 }
 
 
@@ -120,7 +160,10 @@ def test_cli_prints_one_line_without_traceback(tmp_path, command):
 def test_validate_accepts_default_and_warns():
     result = subprocess.run(
         [sys.executable, "-m", "ops", "validate", "--config", str(DEFAULT_CONFIG)],
-        cwd=REPO, capture_output=True, text=True, env=_base_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_base_env(),
     )
     assert result.returncode == 0, result.stderr
     assert "ok: " in result.stdout
@@ -131,7 +174,10 @@ def test_validate_reports_each_pipeline_environment():
     path = REPO / "config" / "examples" / "pipeline.yaml"
     result = subprocess.run(
         [sys.executable, "-m", "ops", "validate", "--config", str(path)],
-        cwd=REPO, capture_output=True, text=True, env=_base_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_base_env(),
     )
     assert result.returncode == 0, result.stderr
     oks = [line for line in result.stdout.splitlines() if line.startswith("ok: ")]
@@ -150,7 +196,10 @@ def _base_env() -> dict:
 
 def test_bad_nag_context_gives_one_line():
     result = subprocess.run(
-        [sys.executable, "app.py"], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "app.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         env={**_base_env(), "CDK_CONTEXT_JSON": '{"nag": "yes"}'},
     )
     assert result.returncode != 0

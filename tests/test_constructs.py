@@ -463,5 +463,7 @@ def test_ebs_volumes_carry_the_cluster_tag_the_teardown_guard_sweeps_by(addons):
 def test_vpc_cni_enforces_network_policies(addons):
     # The add-on schema's key and string value (stacks/eks_addons.py cites the EKS guide).
     configuration = Capture()
-    addons.has_resource_properties("AWS::EKS::Addon", {"AddonName": "vpc-cni", "ConfigurationValues": configuration})
+    addons.has_resource_properties(
+        "AWS::EKS::Addon", {"AddonName": "vpc-cni", "ConfigurationValues": configuration}
+    )
     assert json.loads(configuration.as_string()) == {"enableNetworkPolicy": "true"}

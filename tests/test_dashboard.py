@@ -32,7 +32,9 @@ def test_is_json_serialisable_with_unique_ids_and_grid_fits():
 @pytest.mark.parametrize("title,expr", all_queries())
 def test_panel_queries_use_only_exported_metrics(title, expr):
     assert metric_names(expr), f"{title}: no metric in {expr!r}"
-    assert unknown_metrics(expr) == set(), f"{title}: not exported by Dynamo 1.6.1, DCGM or kube-state-metrics"
+    assert unknown_metrics(expr) == set(), (
+        f"{title}: not exported by Dynamo 1.6.1, DCGM or kube-state-metrics"
+    )
 
 
 def test_no_pre_1_0_metric_names():
@@ -46,8 +48,17 @@ def test_graph_variable_uses_an_exported_metric():
 
 def test_panels_cover_what_users_need():
     titles = " | ".join(title for title, _ in all_queries()).lower()
-    for needed in ("request rate", "error", "time to first token", "inter-token", "output tokens",
-                   "queued", "kv-cache", "gpu utilisation per node", "gpu memory"):
+    for needed in (
+        "request rate",
+        "error",
+        "time to first token",
+        "inter-token",
+        "output tokens",
+        "queued",
+        "kv-cache",
+        "gpu utilisation per node",
+        "gpu memory",
+    ):
         assert needed in titles, needed
     for title, expr in all_queries():
         if "dynamo_" in expr:

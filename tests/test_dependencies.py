@@ -113,8 +113,9 @@ def import_graph() -> dict[str, set[str]]:
         imported = imports_of(path, module)
         # `from config import versions` names the module config.versions, not the package.
         graph[module] = {name for name in imported if name in modules or top(name) not in LAYERS} | {
-            name for name in imported if top(name) in LAYERS and name not in modules
-            and name.rpartition(".")[0] in modules
+            name
+            for name in imported
+            if top(name) in LAYERS and name not in modules and name.rpartition(".")[0] in modules
         }
     return graph
 
@@ -127,8 +128,15 @@ def test_no_import_cycles_between_project_modules():
     graph = import_graph()
     internal = {m: {n for n in names if n in graph} for m, names in graph.items()}
     # Package __init__ files re-export their modules; only module-to-module cycles count.
-    assert cycles({m: {n for n in names if not (m.startswith(n + ".") or n.startswith(m + "."))}
-                   for m, names in internal.items()}) == []
+    assert (
+        cycles(
+            {
+                m: {n for n in names if not (m.startswith(n + ".") or n.startswith(m + "."))}
+                for m, names in internal.items()
+            }
+        )
+        == []
+    )
 
 
 def test_the_checks_catch_what_they_guard():

@@ -62,7 +62,11 @@ def run_contract(cases: list[dict]) -> dict[str, dict]:
     require_dynamo_venv()
     done = subprocess.run(
         [str(REPO / ".venv-dynamo" / "bin" / "python"), str(RUNNER)],
-        input=json.dumps(cases), capture_output=True, text=True, timeout=600, cwd=REPO,
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return {result["id"]: result for result in json.loads(done.stdout)}
@@ -79,8 +83,14 @@ def test_every_shipped_graph_is_accepted_by_dynamo():
     cases = [case for label, cfg in shipped_configs() for case in cases_for(cfg, label)]
     modules = {case["module"] for case in cases}
     # The shipped configs exercise every program that receives something from us.
-    assert modules == {"dynamo.frontend", "dynamo.planner", "dynamo.vllm", "dynamo.sglang",
-                       "dynamo.trtllm", "dynamo.mocker"}, modules
+    assert modules == {
+        "dynamo.frontend",
+        "dynamo.planner",
+        "dynamo.vllm",
+        "dynamo.sglang",
+        "dynamo.trtllm",
+        "dynamo.mocker",
+    }, modules
     assert refusals(run_contract(cases)) == []
 
 
@@ -89,14 +99,20 @@ def test_every_shipped_graph_is_accepted_by_dynamo():
 BACKENDS = ("vllm", "sglang", "trtllm", "mocker")
 TOPOLOGIES = ("agg", "agg_router", "disagg", "disagg_router", "multinode")
 PLANNERS = (None, "sla", "throughput", "latency", "load")
-LOAD_THRESHOLDS = {"prefill_scale_up_queue_tokens": 8192, "prefill_scale_down_queue_tokens": 1024,
-                   "decode_scale_up_kv_rate": 60, "decode_scale_down_kv_rate": 20}
+LOAD_THRESHOLDS = {
+    "prefill_scale_up_queue_tokens": 8192,
+    "prefill_scale_down_queue_tokens": 1024,
+    "decode_scale_up_kv_rate": 60,
+    "decode_scale_down_kv_rate": 20,
+}
 
 
 def matrix_name(backend: str, topology: str, efa: bool, offload: bool, planner: str | None, tp: int) -> str:
     short = {"agg": "a", "agg_router": "ar", "disagg": "d", "disagg_router": "dr", "multinode": "mn"}
-    return (f"{backend}-{short[topology]}-{'efa' if efa else 'tcp'}-{'kv' if offload else 'no'}-"
-            f"{planner or 'fixed'}-tp{tp}")
+    return (
+        f"{backend}-{short[topology]}-{'efa' if efa else 'tcp'}-{'kv' if offload else 'no'}-"
+        f"{planner or 'fixed'}-tp{tp}"
+    )
 
 
 def matrix_graph(backend: str, topology: str, efa: bool, offload: bool, planner: str | None, tp: int) -> dict:
@@ -126,7 +142,11 @@ def matrix_graph(backend: str, topology: str, efa: bool, offload: bool, planner:
     if planner:
         graph["planner"] = {"enabled": True, "optimization_target": planner}
         if planner == "load":
-            keys = LOAD_THRESHOLDS if disagg else {k: v for k, v in LOAD_THRESHOLDS.items() if k.startswith("decode")}
+            keys = (
+                LOAD_THRESHOLDS
+                if disagg
+                else {k: v for k, v in LOAD_THRESHOLDS.items() if k.startswith("decode")}
+            )
             graph["planner"].update(keys)
     return graph
 
@@ -167,7 +187,9 @@ def test_every_accepted_combination_is_accepted_by_dynamo():
 # -- the gate can fail -----------------------------------------------------------------------------
 
 
-def planted(module: str, argv: list[str] | None = None, env: dict | None = None, config: str | None = None) -> dict:
+def planted(
+    module: str, argv: list[str] | None = None, env: dict | None = None, config: str | None = None
+) -> dict:
     case: dict = {"id": f"planted:{module}:{len(argv or [])}", "module": module, "env": env or {}}
     if config is not None:
         case["config"] = config
@@ -179,45 +201,94 @@ def planted(module: str, argv: list[str] | None = None, env: dict | None = None,
 VLLM_AGG = ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--tensor-parallel-size", "1"]
 PLANTED = {
     "vLLM --connector kvbm (1.6.1 refuses it)": (
-        planted("dynamo.vllm", [*VLLM_AGG, "--connector", "kvbm"]), "--connector is no longer supported"),
+        planted("dynamo.vllm", [*VLLM_AGG, "--connector", "kvbm"]),
+        "--connector is no longer supported",
+    ),
     "vLLM unknown engine flag": (
-        planted("dynamo.vllm", [*VLLM_AGG, "--max-model-length", "4096"]), "unrecognized arguments"),
+        planted("dynamo.vllm", [*VLLM_AGG, "--max-model-length", "4096"]),
+        "unrecognized arguments",
+    ),
     "vLLM prefill without a KV transfer config": (
-        planted("dynamo.vllm", [*VLLM_AGG, "--disaggregation-mode", "prefill"]), "--kv-transfer-config"),
+        planted("dynamo.vllm", [*VLLM_AGG, "--disaggregation-mode", "prefill"]),
+        "--kv-transfer-config",
+    ),
     "vLLM KV transfer field that does not exist": (
-        planted("dynamo.vllm", [*VLLM_AGG, "--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_both","backend":"LIBFABRIC"}']),
-        "no field(s) ['backend']"),
+        planted(
+            "dynamo.vllm",
+            [
+                *VLLM_AGG,
+                "--kv-transfer-config",
+                '{"kv_connector":"NixlConnector","kv_role":"kv_both","backend":"LIBFABRIC"}',
+            ],
+        ),
+        "no field(s) ['backend']",
+    ),
     "vLLM nested PdConnector entry with a bad role": (
-        planted("dynamo.vllm", [*VLLM_AGG, "--kv-transfer-config", json.dumps({
-            "kv_connector": "PdConnector", "kv_role": "kv_both",
-            "kv_connector_extra_config": {"connectors": [{"kv_connector": "NixlConnector", "kv_role": "producer"}]}})]),
-        "kv_role='producer'"),
+        planted(
+            "dynamo.vllm",
+            [
+                *VLLM_AGG,
+                "--kv-transfer-config",
+                json.dumps(
+                    {
+                        "kv_connector": "PdConnector",
+                        "kv_role": "kv_both",
+                        "kv_connector_extra_config": {
+                            "connectors": [{"kv_connector": "NixlConnector", "kv_role": "producer"}]
+                        },
+                    }
+                ),
+            ],
+        ),
+        "kv_role='producer'",
+    ),
     "SGLang unknown flag": (
-        planted("dynamo.sglang", ["--model-path", "Qwen/Qwen3-8B", "--tp", "1", "--hicache-gb", "8"]), "unrecognized arguments"),
+        planted("dynamo.sglang", ["--model-path", "Qwen/Qwen3-8B", "--tp", "1", "--hicache-gb", "8"]),
+        "unrecognized arguments",
+    ),
     "SGLang bad choice": (
-        planted("dynamo.sglang", ["--model-path", "Qwen/Qwen3-8B", "--disaggregation-mode", "both"]), "invalid choice"),
+        planted("dynamo.sglang", ["--model-path", "Qwen/Qwen3-8B", "--disaggregation-mode", "both"]),
+        "invalid choice",
+    ),
     "TRT-LLM obsolete --model-path": (
-        planted("dynamo.trtllm", ["--model-path", "Qwen/Qwen3-8B"]), "obsolete alias"),
+        planted("dynamo.trtllm", ["--model-path", "Qwen/Qwen3-8B"]),
+        "obsolete alias",
+    ),
     "TRT-LLM engine override that does not exist": (
-        planted("dynamo.trtllm", ["--model", "Qwen/Qwen3-8B", "--override-engine-args", '{"enable_chunked_prefil":true}']),
-        "no field 'enable_chunked_prefil'"),
+        planted(
+            "dynamo.trtllm",
+            ["--model", "Qwen/Qwen3-8B", "--override-engine-args", '{"enable_chunked_prefil":true}'],
+        ),
+        "no field 'enable_chunked_prefil'",
+    ),
     "unknown reasoning parser": (
-        planted("dynamo.vllm", [*VLLM_AGG, "--dyn-reasoning-parser", "deepseek-r1"]), "invalid choice"),
+        planted("dynamo.vllm", [*VLLM_AGG, "--dyn-reasoning-parser", "deepseek-r1"]),
+        "invalid choice",
+    ),
     "planner load without thresholds": (
         planted("dynamo.planner", config=json.dumps({"optimization_target": "load", "mode": "disagg"})),
-        "requires prefill_scale_up_queue_tokens"),
+        "requires prefill_scale_up_queue_tokens",
+    ),
     "planner misspelt key": (
         planted("dynamo.planner", config=json.dumps({"optimization_target": "sla", "max_gpu_budjet": 4})),
-        "no field(s) ['max_gpu_budjet']"),
+        "no field(s) ['max_gpu_budjet']",
+    ),
     "frontend unknown router mode": (
-        planted("dynamo.frontend", ["--http-port", "8000"], env={"DYN_ROUTER_MODE": "kv-aware"}), "invalid choice"),
+        planted("dynamo.frontend", ["--http-port", "8000"], env={"DYN_ROUTER_MODE": "kv-aware"}),
+        "invalid choice",
+    ),
     "KVBM env name it does not read": (
-        planted("dynamo.vllm", VLLM_AGG, env={"DYN_KVBM_CPU_CACHE_GIB": "64"}), "kvbm 1.6.1 reads no"),
+        planted("dynamo.vllm", VLLM_AGG, env={"DYN_KVBM_CPU_CACHE_GIB": "64"}),
+        "kvbm 1.6.1 reads no",
+    ),
     "SGLang env name it does not declare": (
         planted("dynamo.sglang", ["--model-path", "Qwen/Qwen3-8B"], env={"SGLANG_NIXL_BACKEND": "LIBFABRIC"}),
-        "SGLang declares no"),
+        "SGLang declares no",
+    ),
     "mocker unknown flag": (
-        planted("dynamo.mocker", ["--model-path", "Qwen/Qwen3-0.6B", "--tokens-per-second", "2"]), "unrecognized arguments"),
+        planted("dynamo.mocker", ["--model-path", "Qwen/Qwen3-0.6B", "--tokens-per-second", "2"]),
+        "unrecognized arguments",
+    ),
 }
 
 

@@ -17,7 +17,11 @@ def regenerate() -> dict:
     require_dynamo_venv()
     done = subprocess.run(
         [str(REPO / ".venv-dynamo" / "bin" / "python"), "-m", "tools.dynamo_metric_names"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return json.loads(done.stdout)
 
@@ -30,8 +34,12 @@ def test_record_matches_the_pinned_runtime():
 
 def test_record_has_the_names_dashboards_and_the_planner_rely_on():
     metrics = json.loads(RECORD.read_text(encoding="utf-8"))["metrics"]
-    for name in ("dynamo_frontend_requests_total", "dynamo_frontend_time_to_first_token_seconds",
-                 "dynamo_frontend_inter_token_latency_seconds", "dynamo_component_gpu_cache_usage_percent",
-                 "kvbm_offload_blocks_d2h"):
+    for name in (
+        "dynamo_frontend_requests_total",
+        "dynamo_frontend_time_to_first_token_seconds",
+        "dynamo_frontend_inter_token_latency_seconds",
+        "dynamo_component_gpu_cache_usage_percent",
+        "kvbm_offload_blocks_d2h",
+    ):
         assert name in metrics, name
     assert "dynamo_component_kvstats_gpu_cache_usage_percent" not in metrics

@@ -19,7 +19,11 @@ def regenerate() -> dict:
     require_dynamo_venv()
     done = subprocess.run(
         [str(REPO / ".venv-dynamo" / "bin" / "python"), "-m", "tools.dynamo_parsers"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return json.loads(done.stdout)
 
@@ -31,7 +35,9 @@ def differences(committed: dict, fresh: dict) -> list[str]:
 def test_record_matches_the_pinned_runtime():
     committed = json.loads(RECORD.read_text(encoding="utf-8"))
     assert committed["ai_dynamo_runtime"] == versions.DYNAMO
-    assert differences(committed, regenerate()) == [], "run: .venv-dynamo/bin/python -m tools.dynamo_parsers > " + str(RECORD)
+    assert differences(committed, regenerate()) == [], (
+        "run: .venv-dynamo/bin/python -m tools.dynamo_parsers > " + str(RECORD)
+    )
 
 
 def test_a_stale_record_is_detected():

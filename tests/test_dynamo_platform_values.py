@@ -18,9 +18,7 @@ from plan import load_config
 from tests.tools.helm_values import nested, unknown_keys, without
 
 REPO = Path(__file__).resolve().parents[1]
-UPSTREAM = yaml.safe_load(
-    (REPO / "tests/data/upstream/dynamo-platform-1.6.0-values.yaml").read_text()
-)
+UPSTREAM = yaml.safe_load((REPO / "tests/data/upstream/dynamo-platform-1.6.0-values.yaml").read_text())
 MULTINODE = SimpleNamespace(graphs=[SimpleNamespace(topology="agg"), SimpleNamespace(topology="multinode")])
 SINGLE_NODE = SimpleNamespace(graphs=[SimpleNamespace(topology="disagg_router")])
 
@@ -79,10 +77,18 @@ def test_single_node_platform_values():
 def test_operator_runs_on_system_nodes():
     operator = dynamo_platform_values(SINGLE_NODE, prometheus_endpoint="").to_helm()["dynamo-operator"]
     manager = operator["controllerManager"]
-    assert {"key": CRITICAL_ADDONS_TAINT, "operator": "Exists", "effect": "NoSchedule"} in manager["tolerations"]
-    terms = manager["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert {"key": CRITICAL_ADDONS_TAINT, "operator": "Exists", "effect": "NoSchedule"} in manager[
+        "tolerations"
+    ]
+    terms = manager["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
     assert terms == [
-        {"matchExpressions": [{"key": SYSTEM_NODE_LABEL[0], "operator": "In", "values": [SYSTEM_NODE_LABEL[1]]}]}
+        {
+            "matchExpressions": [
+                {"key": SYSTEM_NODE_LABEL[0], "operator": "In", "values": [SYSTEM_NODE_LABEL[1]]}
+            ]
+        }
     ]
 
 

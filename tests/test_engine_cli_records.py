@@ -21,8 +21,7 @@ DYNAMO_PYTHON = REPO / ".venv-dynamo" / "bin" / "python"
 
 # record "package" -> ai-dynamo extra that pins it
 EXTRA_OF = {"vllm": "vllm", "sglang": "sglang", "tensorrt-llm": "trtllm"}
-KINDS = {"str", "int", "float", "json", "store_true", "store_false", "bool_optional",
-         "bool_value", "other"}
+KINDS = {"str", "int", "float", "json", "store_true", "store_false", "bool_optional", "bool_value", "other"}
 OPTION_KEYS = {"flags", "dest", "kind", "nargs", "choices"}
 
 
@@ -57,8 +56,10 @@ def version_mismatches(records: dict[str, dict], pins: dict[str, tuple[str, str]
         elif extra not in pins:
             problems.append(f"{name}: ai-dynamo declares no `==` pin for extra {extra!r}")
         elif pins[extra] != (_norm(rec["package"]), rec.get("version")):
-            problems.append(f"{name}: records {rec['package']}=={rec.get('version')}, "
-                            f"ai-dynamo[{extra}] pins {pins[extra][0]}=={pins[extra][1]}")
+            problems.append(
+                f"{name}: records {rec['package']}=={rec.get('version')}, "
+                f"ai-dynamo[{extra}] pins {pins[extra][0]}=={pins[extra][1]}"
+            )
     return problems
 
 
@@ -74,10 +75,16 @@ def ai_dynamo_requires() -> list[str]:
     if not DYNAMO_PYTHON.exists():
         pytest.fail(f"{DYNAMO_PYTHON} is missing; build it with `make dynamo-venv` (make test does)")
     out = subprocess.run(
-        [str(DYNAMO_PYTHON), "-c",
-         "import importlib.metadata as m, json; "
-         "print(m.version('ai-dynamo')); print(json.dumps(m.requires('ai-dynamo')))"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            str(DYNAMO_PYTHON),
+            "-c",
+            "import importlib.metadata as m, json; "
+            "print(m.version('ai-dynamo')); print(json.dumps(m.requires('ai-dynamo')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout.splitlines()
     assert out[0] == "1.6.1", f".venv-dynamo has ai-dynamo {out[0]}, the records are for 1.6.1"
     return json.loads(out[1])
@@ -91,7 +98,9 @@ def test_engine_records_have_the_documented_shape(records):
         assert rec["method"] in ("import", "ast"), name
         assert rec["extracted_by"] == "tools/engine_cli/extract.py"
         assert re.fullmatch(r"[0-9a-f]{64}", rec["wheel_sha256"]), name
-        assert rec["wheel"].startswith(f"{rec['package']}-{rec['version']}-") and rec["wheel"].endswith(".whl")
+        assert rec["wheel"].startswith(f"{rec['package']}-{rec['version']}-") and rec["wheel"].endswith(
+            ".whl"
+        )
         assert len(rec["options"]) > 100, f"{name}: the record must hold the whole parser"
         seen = set()
         for opt in rec["options"]:
@@ -125,14 +134,19 @@ def test_trtllm_record_has_the_documented_shape(records):
     assert rec["method"] == "ast"
     assert rec["extracted_by"] == "tools/engine_cli/trtllm_fields.py"
     assert re.fullmatch(r"NVIDIA/TensorRT-LLM@[\w.]+:tensorrt_llm/llmapi/llm_args\.py", rec["source"])
-    assert set(rec["build_defaults"]) == {"max_batch_size", "max_num_tokens", "max_seq_len",
-                                          "max_beam_width"}
+    assert set(rec["build_defaults"]) == {"max_batch_size", "max_num_tokens", "max_seq_len", "max_beam_width"}
     for model in ("TorchLlmArgs", "KvCacheConfig", "CudaGraphConfig", "CacheTransceiverConfig"):
         fields = rec["models"][model]["fields"]
         assert fields and all(set(v) >= {"default", "choices"} for v in fields.values()), model
     override_keys = rec["models"]["TorchLlmArgs"]["fields"]
-    for key in ("enable_chunked_prefill", "max_num_tokens", "cuda_graph_config", "kv_cache_config",
-                "cache_transceiver_config", "disable_overlap_scheduler"):
+    for key in (
+        "enable_chunked_prefill",
+        "max_num_tokens",
+        "cuda_graph_config",
+        "kv_cache_config",
+        "cache_transceiver_config",
+        "disable_overlap_scheduler",
+    ):
         assert key in override_keys, key
     assert "NIXL" in rec["models"]["CacheTransceiverConfig"]["fields"]["backend"]["choices"]
 

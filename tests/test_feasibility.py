@@ -22,7 +22,9 @@ EXAMPLES = sorted((REPO / "config" / "examples" / "graphs").glob("*.yaml"))
 
 def test_memory_overhead_is_karpenters_own_default():
     """The pinned chart's settings.vmMemoryOverheadPercent (vendored for KARPENTER)."""
-    values = yaml.safe_load((REPO / "tests" / "data" / "karpenter" / f"chart-values-v{versions.KARPENTER}.yaml").read_text())
+    values = yaml.safe_load(
+        (REPO / "tests" / "data" / "karpenter" / f"chart-values-v{versions.KARPENTER}.yaml").read_text()
+    )
     assert values["settings"]["vmMemoryOverheadPercent"] == KARPENTER_VM_MEMORY_OVERHEAD
     # A p5.48xlarge (2048 GiB) counts as ~1895 GiB against a pool's memory limit.
     assert karpenter_memory_gib(2048) == 1895
@@ -37,7 +39,11 @@ def test_the_multinode_example_fits_its_pool():
     p5 = limits["gpu-p5"]
     assert p5.need.least.memory_gib == 4 * 1895 and p5.memory_gib >= 4 * 1895
     assert p5.gpus is not None and p5.gpus >= 32
-    (pool,) = [o for o in render(cfg)["karpenter-pools"] if o["kind"] == "NodePool" and o["metadata"]["name"] == "gpu-p5"]
+    (pool,) = [
+        o
+        for o in render(cfg)["karpenter-pools"]
+        if o["kind"] == "NodePool" and o["metadata"]["name"] == "gpu-p5"
+    ]
     assert pool["spec"]["limits"] == {"cpu": "1000", "memory": "7580Gi", "nvidia.com/gpu": "32"}
 
 
@@ -58,16 +64,28 @@ def _p5_pool(**extra) -> dict:
 
 def _multinode_graph(**extra) -> dict:
     return {
-        "name": "big", "backend": "vllm", "topology": "multinode",
-        "model": "meta-llama/Llama-3.1-405B-Instruct", "max_model_len": 32768, "node_pool": "gpu-p5",
-        "prefill": {"nodes": 2, "tensor_parallel_size": 16}, "decode": {"nodes": 2, "tensor_parallel_size": 16},
+        "name": "big",
+        "backend": "vllm",
+        "topology": "multinode",
+        "model": "meta-llama/Llama-3.1-405B-Instruct",
+        "max_model_len": 32768,
+        "node_pool": "gpu-p5",
+        "prefill": {"nodes": 2, "tensor_parallel_size": 16},
+        "decode": {"nodes": 2, "tensor_parallel_size": 16},
         **extra,
     }
 
 
 def _agg(**extra) -> dict:
-    return {"name": "g", "backend": "vllm", "topology": "agg", "model": "meta-llama/Llama-3.1-8B-Instruct",
-            "max_model_len": 16384, "node_pool": "gpu-g6e", **extra}
+    return {
+        "name": "g",
+        "backend": "vllm",
+        "topology": "agg",
+        "model": "meta-llama/Llama-3.1-8B-Instruct",
+        "max_model_len": 16384,
+        "node_pool": "gpu-g6e",
+        **extra,
+    }
 
 
 def _pools(*pools: dict) -> dict:
@@ -84,14 +102,26 @@ INFEASIBLE = {
         "limits.gpus is 16 GPUs but graph(s) big need 32 GPUs",
     ),
     "Planner budget beyond the pool's GPUs": (
-        {**_pools({"name": "gpu-g6e", "instance_types": ["g6e.xlarge"], "limits": {"gpus": 4}}),
-         "graphs": [_agg(planner={"enabled": True, "max_gpu_budget": 8})]},
+        {
+            **_pools({"name": "gpu-g6e", "instance_types": ["g6e.xlarge"], "limits": {"gpus": 4}}),
+            "graphs": [_agg(planner={"enabled": True, "max_gpu_budget": 8})],
+        },
         "limits.gpus is 4 GPUs but graph(s) g need 8 GPUs",
     ),
     "GPU memory at the real capacity": (
-        {"graphs": [{"name": "r1", "backend": "vllm", "topology": "agg",
-                     "model": "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "max_model_len": 98304,
-                     "instance_type": "g6e.12xlarge", "worker": {"tensor_parallel_size": 4}}]},
+        {
+            "graphs": [
+                {
+                    "name": "r1",
+                    "backend": "vllm",
+                    "topology": "agg",
+                    "model": "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
+                    "max_model_len": 98304,
+                    "instance_type": "g6e.12xlarge",
+                    "worker": {"tensor_parallel_size": 4},
+                }
+            ]
+        },
         "leaves KV cache for 73,580 tokens but max_model_len is 98,304",
     ),
     "reserved without a reservation": (
@@ -99,23 +129,42 @@ INFEASIBLE = {
         "capacity_types includes reserved but no capacity_reservations are listed",
     ),
     "a reservation the pool cannot use": (
-        _pools({"name": "gpu-g6e", "instance_types": ["g6e.12xlarge"],
-                "capacity_reservations": [{"id": "cr-0123456789abcdef0"}]}),
+        _pools(
+            {
+                "name": "gpu-g6e",
+                "instance_types": ["g6e.12xlarge"],
+                "capacity_reservations": [{"id": "cr-0123456789abcdef0"}],
+            }
+        ),
         "capacity_reservations are listed but capacity_types lacks reserved",
     ),
     "a reservation selected two ways": (
-        _pools({"name": "gpu-g6e", "instance_types": ["g6e.12xlarge"], "capacity_types": ["reserved"],
-                "capacity_reservations": [{"id": "cr-0123456789abcdef0", "tags": {"a": "b"}}]}),
+        _pools(
+            {
+                "name": "gpu-g6e",
+                "instance_types": ["g6e.12xlarge"],
+                "capacity_types": ["reserved"],
+                "capacity_reservations": [{"id": "cr-0123456789abcdef0", "tags": {"a": "b"}}],
+            }
+        ),
         "selected by id or by tags; set exactly one",
     ),
     "a reservation id of the wrong shape": (
-        _pools({"name": "gpu-g6e", "instance_types": ["g6e.12xlarge"], "capacity_types": ["reserved"],
-                "capacity_reservations": [{"id": "odcr-123"}]}),
+        _pools(
+            {
+                "name": "gpu-g6e",
+                "instance_types": ["g6e.12xlarge"],
+                "capacity_types": ["reserved"],
+                "capacity_reservations": [{"id": "odcr-123"}],
+            }
+        ),
         "capacity_reservations.0.id",
     ),
     "an EFA pod smaller than one interface": (
-        {**_pools({"name": "l40s-efa", "instance_types": ["g6e.12xlarge"], "efa": True}),
-         "graphs": [_agg(node_pool="l40s-efa", efa=True)]},
+        {
+            **_pools({"name": "l40s-efa", "instance_types": ["g6e.12xlarge"], "efa": True}),
+            "graphs": [_agg(node_pool="l40s-efa", efa=True)],
+        },
         "tensor_parallel_size to at least 4 or efa: false",
     ),
 }
@@ -135,10 +184,16 @@ def test_infeasible_configs_get_one_line(tmp_path, case):
 
 def test_capacity_fixes_keep_the_users_instance_and_name_every_role(tmp_path):
     """TP 1 and 2 of a 70B model on g6e.12xlarge: the fix is TP 4 on the same type, for both."""
-    graph = {"name": "r1", "backend": "vllm", "topology": "disagg",
-             "model": "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "max_model_len": 32768,
-             "instance_type": "g6e.12xlarge", "prefill": {"tensor_parallel_size": 1},
-             "decode": {"tensor_parallel_size": 2}}
+    graph = {
+        "name": "r1",
+        "backend": "vllm",
+        "topology": "disagg",
+        "model": "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
+        "max_model_len": 32768,
+        "instance_type": "g6e.12xlarge",
+        "prefill": {"tensor_parallel_size": 1},
+        "decode": {"tensor_parallel_size": 2},
+    }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({**BASE, "graphs": [graph]}))
     with pytest.raises(ConfigError) as raised:
@@ -164,9 +219,15 @@ def test_plan_prices_the_region_or_says_it_has_none(tmp_path):
 def test_reserved_capacity_is_priced_as_reserved(tmp_path):
     from plan.capacity import plan_graph
 
-    block = {"name": "h100-block", "instance_types": ["p5.48xlarge"], "capacity_types": ["reserved"],
-             "capacity_reservations": [{"id": "cr-0123456789abcdef0", "reservation_type": "capacity-block"}]}
-    graph = _agg(model="meta-llama/Llama-3.1-70B-Instruct", node_pool="h100-block", worker={"tensor_parallel_size": 8})
+    block = {
+        "name": "h100-block",
+        "instance_types": ["p5.48xlarge"],
+        "capacity_types": ["reserved"],
+        "capacity_reservations": [{"id": "cr-0123456789abcdef0", "reservation_type": "capacity-block"}],
+    }
+    graph = _agg(
+        model="meta-llama/Llama-3.1-70B-Instruct", node_pool="h100-block", worker={"tensor_parallel_size": 8}
+    )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({**BASE, **_pools(block), "graphs": [graph]}))
     cfg = load_config(path)
@@ -179,7 +240,9 @@ def test_reservations_render_as_karpenter_selector_terms():
     objects = render(cfg)["karpenter-pools"]
     classes = {o["metadata"]["name"]: o for o in objects if o["kind"] == "EC2NodeClass"}
     pools = {o["metadata"]["name"]: o for o in objects if o["kind"] == "NodePool"}
-    assert classes["l40s-4x-reserved"]["spec"]["capacityReservationSelectorTerms"] == [{"tags": {"team": "inference"}}]
+    assert classes["l40s-4x-reserved"]["spec"]["capacityReservationSelectorTerms"] == [
+        {"tags": {"team": "inference"}}
+    ]
     assert classes["h200-efa"]["spec"]["capacityReservationSelectorTerms"] == [{"id": "cr-0123456789abcdef0"}]
     assert "capacityReservationSelectorTerms" not in classes["gpu-g6e"]["spec"]
 

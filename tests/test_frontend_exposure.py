@@ -17,7 +17,15 @@ from tests.tools.configs import all_configs, config_id, shipped_configs
 from tests.tools.synth import REPO, synth
 
 CONFIGS = all_configs()
-EXPOSING_KINDS = {"Ingress", "Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "VirtualService", "IngressRoute"}
+EXPOSING_KINDS = {
+    "Ingress",
+    "Gateway",
+    "HTTPRoute",
+    "GRPCRoute",
+    "TLSRoute",
+    "VirtualService",
+    "IngressRoute",
+}
 EXPOSING_TYPES = {"LoadBalancer", "NodePort"}
 
 
@@ -48,7 +56,11 @@ def values_problems(values: object, where: str = "") -> list[str]:
             path = f"{where}.{key}"
             if key in ("type", "serviceType") and value in EXPOSING_TYPES:
                 problems.append(f"{path}: {value}")
-            if key.lower() in ("ingress", "istio") and isinstance(value, dict) and value.get("enabled") is True:
+            if (
+                key.lower() in ("ingress", "istio")
+                and isinstance(value, dict)
+                and value.get("enabled") is True
+            ):
                 problems.append(f"{path}.enabled: true")
             problems += values_problems(value, path)
     elif isinstance(values, list):

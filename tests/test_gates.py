@@ -74,7 +74,16 @@ def _offline_env() -> dict[str, str]:
 
 def _cli_synth(outdir: Path, *extra: str) -> None:
     cdk = REPO / "node_modules" / ".bin" / "cdk"
-    command = [str(cdk), "synth", "--no-notices", "--quiet", "--no-version-reporting", "-o", str(outdir), *extra]
+    command = [
+        str(cdk),
+        "synth",
+        "--no-notices",
+        "--quiet",
+        "--no-version-reporting",
+        "-o",
+        str(outdir),
+        *extra,
+    ]
     # A private network namespace proves synth needs no network at all (we run as root in
     # CI); where that is not allowed, the proxy settings above still block AWS.
     if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"]).returncode == 0:
@@ -91,7 +100,9 @@ def test_cli_synth_is_offline_and_deterministic(tmp_path):
     _cli_synth(first, "-c", "nag=true")
     _cli_synth(second)
     templates = sorted(p.name for p in first.glob("*.template.json"))
-    assert {"dev-network.template.json", "dev-cluster.template.json", "dev-registry.template.json"} <= set(templates)
+    assert {"dev-network.template.json", "dev-cluster.template.json", "dev-registry.template.json"} <= set(
+        templates
+    )
     assert templates == sorted(p.name for p in second.glob("*.template.json"))
     for name in templates:
         assert (first / name).read_bytes() == (second / name).read_bytes(), f"{name} differs between synths"

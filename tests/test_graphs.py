@@ -34,7 +34,9 @@ BASE = MINIMAL
 def rendered(path: Path) -> list[dict]:
     cfg = load_config(path)
     app = cdk8s.App()
-    return [o for chart in graph_charts.build(app, cfg, graph_charts.review_inputs(cfg)) for o in chart.to_json()]
+    return [
+        o for chart in graph_charts.build(app, cfg, graph_charts.review_inputs(cfg)) for o in chart.to_json()
+    ]
 
 
 def dgds(path: Path) -> list[dict]:
@@ -90,7 +92,10 @@ def test_examples_cover_every_topology_and_backend():
 def test_default_is_one_disagg_router_graph():
     (graph,) = load_config(DEFAULT_CONFIG).graphs
     assert (graph.backend, graph.topology, graph.model) == (
-        "vllm", "disagg_router", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B")
+        "vllm",
+        "disagg_router",
+        "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    )
 
 
 def test_make_manifests_renders_graphs():
@@ -105,7 +110,9 @@ def test_make_manifests_renders_graphs():
 def test_agg_matches_upstream():
     dgd = example("vllm-agg")
     assert [(c["name"], c["type"]) for c in dgd["spec"]["components"]] == [
-        ("frontend", "frontend"), ("worker", "worker")]
+        ("frontend", "frontend"),
+        ("worker", "worker"),
+    ]
     worker = component(dgd, "worker")
     assert main(worker)["command"] == ["python3", "-m", "dynamo.vllm"]
     assert flag(worker, "--model") == "Qwen/Qwen3-8B"
@@ -118,8 +125,12 @@ def test_agg_router_matches_upstream():
     dgd = example("vllm-agg-router")
     assert env(component(dgd, "frontend"))["DYN_ROUTER_MODE"] == "kv"
     events = json.loads(flag(component(dgd, "worker"), "--kv-events-config"))
-    assert events == {"publisher": "zmq", "topic": "kv-events", "endpoint": "tcp://*:20080",
-                      "enable_kv_cache_events": True}
+    assert events == {
+        "publisher": "zmq",
+        "topic": "kv-events",
+        "endpoint": "tcp://*:20080",
+        "enable_kv_cache_events": True,
+    }
     assert component(dgd, "worker")["replicas"] == 2
 
 
@@ -130,15 +141,24 @@ def test_disagg_matches_upstream(name, routed):
     prefill, decode = component(dgd, "prefill"), component(dgd, "decode")
     assert flag(prefill, "--disaggregation-mode") == "prefill"
     assert flag(decode, "--disaggregation-mode") == "decode"
-    assert json.loads(flag(prefill, "--kv-transfer-config")) == {"kv_connector": "NixlConnector", "kv_role": "kv_producer"}
-    assert json.loads(flag(decode, "--kv-transfer-config")) == {"kv_connector": "NixlConnector", "kv_role": "kv_consumer"}
+    assert json.loads(flag(prefill, "--kv-transfer-config")) == {
+        "kv_connector": "NixlConnector",
+        "kv_role": "kv_producer",
+    }
+    assert json.loads(flag(decode, "--kv-transfer-config")) == {
+        "kv_connector": "NixlConnector",
+        "kv_role": "kv_consumer",
+    }
     assert (env(component(dgd, "frontend")).get("DYN_ROUTER_MODE") == "kv") == routed
     # Upstream's disagg_router publishes KV events from prefill only.
     assert (flag(prefill, "--kv-events-config") is not None) == routed
     assert flag(decode, "--kv-events-config") is None
     # KV moves between prefill and decode: both stay in one zone.
     affinity = prefill["podTemplate"]["spec"]["affinity"]["podAffinity"]
-    assert affinity["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert (
+        affinity["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"]
+        == "topology.kubernetes.io/zone"
+    )
 
 
 def test_multinode_on_p5_with_efa():
@@ -178,7 +198,9 @@ def test_trtllm_flags():
     dgd = example("trtllm-disagg")
     prefill, decode = component(dgd, "prefill"), component(dgd, "decode")
     assert flag(prefill, "--disaggregation-mode") == "prefill"
-    assert json.loads(flag(prefill, "--override-engine-args"))["cache_transceiver_config"] == {"backend": "NIXL"}
+    assert json.loads(flag(prefill, "--override-engine-args"))["cache_transceiver_config"] == {
+        "backend": "NIXL"
+    }
     assert flag(decode, "--disaggregation-mode") == "decode"
 
 
@@ -191,7 +213,9 @@ def test_planner_graph():
     config = json.loads(flag(planner, "--config"))
     assert config["environment"] == "kubernetes" and config["backend"] == "vllm"
     assert (config["ttft_ms"], config["itl_ms"], config["mode"]) == (500, 50, "disagg")
-    assert env(planner)["PROMETHEUS_ENDPOINT"].startswith("http://kube-prometheus-stack-prometheus.monitoring")
+    assert env(planner)["PROMETHEUS_ENDPOINT"].startswith(
+        "http://kube-prometheus-stack-prometheus.monitoring"
+    )
     for name in ("prefill", "decode"):
         assert component(dgd, name)["scalingAdapter"] == {}
     assert "scalingAdapter" not in component(dgd, "frontend")
@@ -223,26 +247,43 @@ def render_graph(tmp_path, graph_config: dict, **top) -> dict:
 
 def test_kv_offload_disaggregated_vllm_on_efa(tmp_path):
     """Prefill offloads through KVBM and hands KV to decode over NIXL (LIBFABRIC on EFA)."""
-    dgd = render_graph(tmp_path, graph(
-        topology="disagg", model="meta-llama/Llama-3.1-70B-Instruct", node_pool="gpu-p5",
-        prefill={"tensor_parallel_size": 8}, decode={"tensor_parallel_size": 8},
-        kv_offload={"enabled": True, "cpu_cache_gb": 256},
-    ))
+    dgd = render_graph(
+        tmp_path,
+        graph(
+            topology="disagg",
+            model="meta-llama/Llama-3.1-70B-Instruct",
+            node_pool="gpu-p5",
+            prefill={"tensor_parallel_size": 8},
+            decode={"tensor_parallel_size": 8},
+            kv_offload={"enabled": True, "cpu_cache_gb": 256},
+        ),
+    )
     prefill = json.loads(flag(component(dgd, "prefill"), "--kv-transfer-config"))
     assert prefill["kv_connector"] == "PdConnector"
     first, second = prefill["kv_connector_extra_config"]["connectors"]
     assert first["kv_connector"] == "DynamoConnector"
-    assert second == {"kv_connector": "NixlConnector", "kv_role": "kv_producer",
-                      "kv_connector_extra_config": {"backends": ["LIBFABRIC"]}}
+    assert second == {
+        "kv_connector": "NixlConnector",
+        "kv_role": "kv_producer",
+        "kv_connector_extra_config": {"backends": ["LIBFABRIC"]},
+    }
     decode = json.loads(flag(component(dgd, "decode"), "--kv-transfer-config"))
-    assert decode == {"kv_connector": "NixlConnector", "kv_role": "kv_consumer",
-                      "kv_connector_extra_config": {"backends": ["LIBFABRIC"]}}
+    assert decode == {
+        "kv_connector": "NixlConnector",
+        "kv_role": "kv_consumer",
+        "kv_connector_extra_config": {"backends": ["LIBFABRIC"]},
+    }
     assert "DYN_KVBM_CPU_CACHE_GB" not in env(component(dgd, "decode"))
 
 
 def test_efa_kv_transport_per_backend(tmp_path):
-    base = {"topology": "disagg", "model": "meta-llama/Llama-3.1-70B-Instruct", "node_pool": "gpu-p5",
-            "prefill": {"tensor_parallel_size": 8}, "decode": {"tensor_parallel_size": 8}}
+    base = {
+        "topology": "disagg",
+        "model": "meta-llama/Llama-3.1-70B-Instruct",
+        "node_pool": "gpu-p5",
+        "prefill": {"tensor_parallel_size": 8},
+        "decode": {"tensor_parallel_size": 8},
+    }
     sglang = render_graph(tmp_path, graph(backend="sglang", **base))
     trtllm = render_graph(tmp_path, graph(backend="trtllm", **base))
     for name in ("prefill", "decode"):
@@ -254,8 +295,12 @@ def test_efa_kv_transport_per_backend(tmp_path):
 
 def test_efa_pool_leaves_pods_too_small_for_an_interface_without_efa(tmp_path):
     """g6e.12xlarge shares one EFA interface among 4 GPUs: a 1-GPU pod gets no EFA (auto)."""
-    pools = {"karpenter": {"enable_custom_karpenter_nodepools": True, "custom_nodepools": [
-        {"name": "l40s-efa", "instance_types": ["g6e.12xlarge"], "efa": True}]}}
+    pools = {
+        "karpenter": {
+            "enable_custom_karpenter_nodepools": True,
+            "custom_nodepools": [{"name": "l40s-efa", "instance_types": ["g6e.12xlarge"], "efa": True}],
+        }
+    }
     small = render_graph(tmp_path, graph(node_pool="l40s-efa"), **pools)
     assert "vpc.amazonaws.com/efa" not in json.dumps(component(small, "worker"))
     whole = render_graph(tmp_path, graph(node_pool="l40s-efa", worker={"tensor_parallel_size": 4}), **pools)
@@ -263,10 +308,15 @@ def test_efa_pool_leaves_pods_too_small_for_an_interface_without_efa(tmp_path):
 
 
 def test_sglang_hicache_host_memory_is_per_tensor_parallel_rank(tmp_path):
-    dgd = render_graph(tmp_path, graph(
-        backend="sglang", instance_type="g6e.12xlarge", worker={"tensor_parallel_size": 4},
-        kv_offload={"enabled": True, "cpu_cache_gb": 32},
-    ))
+    dgd = render_graph(
+        tmp_path,
+        graph(
+            backend="sglang",
+            instance_type="g6e.12xlarge",
+            worker={"tensor_parallel_size": 4},
+            kv_offload={"enabled": True, "cpu_cache_gb": 32},
+        ),
+    )
     worker = component(dgd, "worker")
     assert flag(worker, "--hicache-size") == "32"
     assert main(worker)["resources"]["requests"]["memory"] == f"{32 * 4 + 16}G"
@@ -282,7 +332,9 @@ def test_trtllm_takes_long_prompts():
     prefill = json.loads(flag(component(example("trtllm-disagg"), "prefill"), "--override-engine-args"))
     assert prefill["enable_chunked_prefill"] is True and prefill["disable_overlap_scheduler"] is True
     decode = json.loads(flag(component(example("trtllm-disagg"), "decode"), "--override-engine-args"))
-    assert "enable_chunked_prefill" not in decode and decode["cache_transceiver_config"] == {"backend": "NIXL"}
+    assert "enable_chunked_prefill" not in decode and decode["cache_transceiver_config"] == {
+        "backend": "NIXL"
+    }
 
 
 def test_reasoning_models_get_a_reasoning_parser(tmp_path):
@@ -306,7 +358,9 @@ def test_planner_scaled_roles_never_claim_replicas(tmp_path):
             comp = component(dgd, name)
             assert "replicas" not in comp and comp["scalingAdapter"] == {}
         assert component(dgd, "frontend")["replicas"] == 1
-    assert flag(component(first, "prefill"), "--max-model-len") != flag(component(second, "prefill"), "--max-model-len")
+    assert flag(component(first, "prefill"), "--max-model-len") != flag(
+        component(second, "prefill"), "--max-model-len"
+    )
 
 
 def test_mocker_hello_world_needs_no_gpu():
@@ -326,11 +380,18 @@ def test_every_gpu_worker_has_the_basics():
             for comp in dgd["spec"]["components"]:
                 container = main(comp)
                 spec = comp["podTemplate"]["spec"]
-                assert {"secretRef": {"name": "hf-token-secret"}} in container.get("envFrom", []) or comp["type"] == "planner"
+                assert {"secretRef": {"name": "hf-token-secret"}} in container.get("envFrom", []) or comp[
+                    "type"
+                ] == "planner"
                 if comp["type"] in ("worker", "prefill", "decode") and dgd["spec"].get("backendFramework"):
                     assert env(comp)["HF_HOME"] == "/model-cache/huggingface"
-                    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "model-cache"}} in spec["volumes"]
-                    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+                    assert {
+                        "name": "model-cache",
+                        "persistentVolumeClaim": {"claimName": "model-cache"},
+                    } in spec["volumes"]
+                    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+                        "tolerations"
+                    ]
                     assert spec["nodeSelector"]
                     assert comp["sharedMemorySize"] == "16Gi"
 
@@ -343,44 +404,133 @@ def test_ecr_image_source_per_graph(tmp_path):
     path.write_text(yaml.safe_dump(data))
     (dgd,) = [o for o in rendered(path) if o["kind"] == "DynamoGraphDeployment"]
     assert main(component(dgd, "worker"))["image"] == (
-        "111122223333.dkr.ecr.us-west-2.amazonaws.com/dynamo-dev/vllm-runtime:1.6.1")
+        "111122223333.dkr.ecr.us-west-2.amazonaws.com/dynamo-dev/vllm-runtime:1.6.1"
+    )
 
 
 # -- graph config errors ---------------------------------------------------------------------
 
 
 def graph(**overrides) -> dict:
-    return {"name": "g", "topology": "agg", "model": "Qwen/Qwen3-8B", "max_model_len": 8192,
-            "node_pool": "gpu-g6e", **overrides}
+    return {
+        "name": "g",
+        "topology": "agg",
+        "model": "Qwen/Qwen3-8B",
+        "max_model_len": 8192,
+        "node_pool": "gpu-g6e",
+        **overrides,
+    }
 
 
 CASES = {
-    "role for other topology": (graph(prefill={}), "graphs.0", "'prefill' does not apply to topology agg; configure worker"),
-    "nodes without multinode": (graph(worker={"nodes": 2, "tensor_parallel_size": 2}), "graphs.0", "use topology: multinode"),
-    "multinode without nodes": (graph(topology="multinode"), "graphs.0", "needs prefill.nodes or decode.nodes of 2 or more"),
+    "role for other topology": (
+        graph(prefill={}),
+        "graphs.0",
+        "'prefill' does not apply to topology agg; configure worker",
+    ),
+    "nodes without multinode": (
+        graph(worker={"nodes": 2, "tensor_parallel_size": 2}),
+        "graphs.0",
+        "use topology: multinode",
+    ),
+    "multinode without nodes": (
+        graph(topology="multinode"),
+        "graphs.0",
+        "needs prefill.nodes or decode.nodes of 2 or more",
+    ),
     "no placement": (graph(node_pool=None), "graphs.0", "set node_pool (a Karpenter pool) or instance_type"),
-    "managed flag": (graph(extra_engine_args=["--tensor-parallel-size", "2"]), "graph 'g'", "set tensor_parallel_size instead"),
-    "managed flag under an alias": (graph(worker={"extra_engine_args": ["-tp", "2"]}), "graph 'g'", "set tensor_parallel_size instead"),
+    "managed flag": (
+        graph(extra_engine_args=["--tensor-parallel-size", "2"]),
+        "graph 'g'",
+        "set tensor_parallel_size instead",
+    ),
+    "managed flag under an alias": (
+        graph(worker={"extra_engine_args": ["-tp", "2"]}),
+        "graph 'g'",
+        "set tensor_parallel_size instead",
+    ),
     "bad name": (graph(name="My_Graph"), "graphs.0.name", "not a DNS-1123 label"),
     "bad model id": (graph(model="llama"), "graphs.0.model", "not a Hugging Face model id"),
     "unknown backend": (graph(backend="tgi"), "graphs.0.backend", "got 'tgi'"),
     "typo": (graph(toplogy="agg"), "graphs.0.toplogy", "did you mean 'topology'"),
     "too long context": (graph(max_model_len=131072), "graphs.0", "exceeds Qwen/Qwen3-8B's context of 40960"),
     "offload without cpu": (graph(kv_offload={"enabled": True}), "kv_offload", "set cpu_cache_gb"),
-    "mocker multinode": (graph(backend="mocker", topology="multinode", prefill={"nodes": 2}), "graphs.0", "cannot span nodes"),
+    "mocker multinode": (
+        graph(backend="mocker", topology="multinode", prefill={"nodes": 2}),
+        "graphs.0",
+        "cannot span nodes",
+    ),
     "duplicate": (None, "(top level)", "defined twice"),
     "cpu pool for gpu": (graph(node_pool="cpu"), "graph 'g'", "has no GPU instance types"),
     "efa on non-efa types": (graph(efa=True), "graph 'g'", "without EFA"),
-    "planner throughput agg": (graph(planner={"enabled": True, "enable_throughput_scaling": True}), "graphs.0", "supports only disaggregated"),
-    "planner load without thresholds": (graph(planner={"enabled": True, "optimization_target": "load"}), "graphs.0", "needs planner.decode_scale_up_kv_rate and planner.decode_scale_down_kv_rate"),
-    "planner load disagg without prefill thresholds": (graph(topology="disagg", planner={"enabled": True, "optimization_target": "load", "decode_scale_up_kv_rate": 60, "decode_scale_down_kv_rate": 20}), "graphs.0", "needs planner.prefill_scale_up_queue_tokens"),
-    "planner load thresholds inverted": (graph(planner={"enabled": True, "optimization_target": "load", "decode_scale_up_kv_rate": 20, "decode_scale_down_kv_rate": 50}), "graphs.0", "must be greater than planner.decode_scale_down_kv_rate"),
-    "planner thresholds without load": (graph(planner={"enabled": True, "decode_scale_up_kv_rate": 60}), "planner", "apply only to optimization_target load"),
-    "planner throughput scaling without sla": (graph(topology="disagg", planner={"enabled": True, "optimization_target": "throughput", "enable_throughput_scaling": True}), "planner", "needs optimization_target sla"),
-    "planner ttft without sla": (graph(planner={"enabled": True, "optimization_target": "latency", "ttft_ms": 200}), "planner", "apply only to optimization_target sla"),
-    "planner and role replicas": (graph(planner={"enabled": True}, worker={"replicas": 2}), "graphs.0", "the Planner owns the replicas"),
-    "unknown reasoning parser": (graph(reasoning_parser="deepseek-r1"), "graphs.0", "is not one of Dynamo 1.6.1's parsers"),
-    "efa pod smaller than an interface": (graph(efa=True, instance_type="g6e.12xlarge", node_pool=None), "graph 'g'", "tensor_parallel_size to at least 4 or efa: false"),
+    "planner throughput agg": (
+        graph(planner={"enabled": True, "enable_throughput_scaling": True}),
+        "graphs.0",
+        "supports only disaggregated",
+    ),
+    "planner load without thresholds": (
+        graph(planner={"enabled": True, "optimization_target": "load"}),
+        "graphs.0",
+        "needs planner.decode_scale_up_kv_rate and planner.decode_scale_down_kv_rate",
+    ),
+    "planner load disagg without prefill thresholds": (
+        graph(
+            topology="disagg",
+            planner={
+                "enabled": True,
+                "optimization_target": "load",
+                "decode_scale_up_kv_rate": 60,
+                "decode_scale_down_kv_rate": 20,
+            },
+        ),
+        "graphs.0",
+        "needs planner.prefill_scale_up_queue_tokens",
+    ),
+    "planner load thresholds inverted": (
+        graph(
+            planner={
+                "enabled": True,
+                "optimization_target": "load",
+                "decode_scale_up_kv_rate": 20,
+                "decode_scale_down_kv_rate": 50,
+            }
+        ),
+        "graphs.0",
+        "must be greater than planner.decode_scale_down_kv_rate",
+    ),
+    "planner thresholds without load": (
+        graph(planner={"enabled": True, "decode_scale_up_kv_rate": 60}),
+        "planner",
+        "apply only to optimization_target load",
+    ),
+    "planner throughput scaling without sla": (
+        graph(
+            topology="disagg",
+            planner={"enabled": True, "optimization_target": "throughput", "enable_throughput_scaling": True},
+        ),
+        "planner",
+        "needs optimization_target sla",
+    ),
+    "planner ttft without sla": (
+        graph(planner={"enabled": True, "optimization_target": "latency", "ttft_ms": 200}),
+        "planner",
+        "apply only to optimization_target sla",
+    ),
+    "planner and role replicas": (
+        graph(planner={"enabled": True}, worker={"replicas": 2}),
+        "graphs.0",
+        "the Planner owns the replicas",
+    ),
+    "unknown reasoning parser": (
+        graph(reasoning_parser="deepseek-r1"),
+        "graphs.0",
+        "is not one of Dynamo 1.6.1's parsers",
+    ),
+    "efa pod smaller than an interface": (
+        graph(efa=True, instance_type="g6e.12xlarge", node_pool=None),
+        "graph 'g'",
+        "tensor_parallel_size to at least 4 or efa: false",
+    ),
 }
 
 
@@ -400,14 +550,24 @@ def test_bad_graph_gives_one_line(tmp_path, case):
 
 # -- generated configs: a valid CR or one line, never a traceback ----------------------------
 
-MODELS = ["Qwen/Qwen3-0.6B", "Qwen/Qwen3-8B", "meta-llama/Llama-3.1-70B-Instruct",
-          "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "acme/unknown-model"]
-role = st.fixed_dictionaries({}, optional={
-    "replicas": st.integers(0, 4),
-    "tensor_parallel_size": st.sampled_from([1, 2, 3, 4, 8, 16]),
-    "nodes": st.integers(1, 3),
-    "instance_type": st.sampled_from(["g6e.xlarge", "g6e.12xlarge", "g6.12xlarge", "p5.48xlarge", "m7i.large", "bogus"]),
-})
+MODELS = [
+    "Qwen/Qwen3-0.6B",
+    "Qwen/Qwen3-8B",
+    "meta-llama/Llama-3.1-70B-Instruct",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+    "acme/unknown-model",
+]
+role = st.fixed_dictionaries(
+    {},
+    optional={
+        "replicas": st.integers(0, 4),
+        "tensor_parallel_size": st.sampled_from([1, 2, 3, 4, 8, 16]),
+        "nodes": st.integers(1, 3),
+        "instance_type": st.sampled_from(
+            ["g6e.xlarge", "g6e.12xlarge", "g6.12xlarge", "p5.48xlarge", "m7i.large", "bogus"]
+        ),
+    },
+)
 graph_strategy = st.fixed_dictionaries(
     {
         "name": st.from_regex(r"[a-z][a-z0-9-]{0,12}[a-z0-9]", fullmatch=True),
@@ -419,12 +579,18 @@ graph_strategy = st.fixed_dictionaries(
         "max_model_len": st.sampled_from([256, 4096, 32768, 131072, 200000]),
         "node_pool": st.sampled_from(["gpu-g6", "gpu-g6e", "gpu-p5", "cpu", "nope"]),
         "gpu_memory_utilization": st.floats(0.05, 1.0),
-        "worker": role, "prefill": role, "decode": role,
+        "worker": role,
+        "prefill": role,
+        "decode": role,
         "efa": st.booleans(),
-        "planner": st.fixed_dictionaries({"enabled": st.booleans()}, optional={
-            "enable_throughput_scaling": st.booleans(), "enable_load_scaling": st.booleans()}),
-        "kv_offload": st.fixed_dictionaries({"enabled": st.booleans()}, optional={
-            "cpu_cache_gb": st.integers(0, 300), "disk_cache_gb": st.integers(0, 500)}),
+        "planner": st.fixed_dictionaries(
+            {"enabled": st.booleans()},
+            optional={"enable_throughput_scaling": st.booleans(), "enable_load_scaling": st.booleans()},
+        ),
+        "kv_offload": st.fixed_dictionaries(
+            {"enabled": st.booleans()},
+            optional={"cpu_cache_gb": st.integers(0, 300), "disk_cache_gb": st.integers(0, 500)},
+        ),
         "skip_capacity_check": st.booleans(),
         "image_source": st.sampled_from(["ngc", "ecr"]),
     },
@@ -454,7 +620,9 @@ def test_generated_graphs_render_valid_crs_or_fail_in_one_line(generated):
 def plausible_graph(draw) -> dict:
     """Mostly-valid graphs, so the rendering path is exercised across every combination."""
     topology = draw(st.sampled_from(["agg", "agg_router", "disagg", "disagg_router", "multinode"]))
-    backend = draw(st.sampled_from(["vllm", "sglang", "trtllm"] + (["mocker"] if topology != "multinode" else [])))
+    backend = draw(
+        st.sampled_from(["vllm", "sglang", "trtllm"] + (["mocker"] if topology != "multinode" else []))
+    )
     multinode = topology == "multinode"
     pool = "gpu-p5" if multinode else draw(st.sampled_from(["gpu-g6e", "gpu-p5"]))
     if backend == "mocker":
@@ -470,8 +638,15 @@ def plausible_graph(draw) -> dict:
         "name": draw(st.from_regex(r"[a-z][a-z0-9-]{0,12}[a-z0-9]", fullmatch=True)),
         "backend": backend,
         "topology": topology,
-        "model": draw(st.sampled_from(["Qwen/Qwen3-8B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
-                                       "meta-llama/Llama-3.2-3B-Instruct"])),
+        "model": draw(
+            st.sampled_from(
+                [
+                    "Qwen/Qwen3-8B",
+                    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+                    "meta-llama/Llama-3.2-3B-Instruct",
+                ]
+            )
+        ),
         "max_model_len": draw(st.sampled_from([4096, 16384])),
         "gpu_memory_utilization": draw(st.sampled_from([0.8, 0.9])),
         "node_pool": pool,
@@ -480,7 +655,11 @@ def plausible_graph(draw) -> dict:
     if draw(st.booleans()):
         graph["planner"] = {"enabled": True}
     if backend in ("vllm", "trtllm") and not multinode and draw(st.booleans()):
-        graph["kv_offload"] = {"enabled": True, "cpu_cache_gb": 8, "disk_cache_gb": draw(st.sampled_from([0, 50]))}
+        graph["kv_offload"] = {
+            "enabled": True,
+            "cpu_cache_gb": 8,
+            "disk_cache_gb": draw(st.sampled_from([0, 50])),
+        }
     return graph
 
 
@@ -496,7 +675,9 @@ def test_disaggregated_workers_share_a_zone_without_following_the_frontend():
     for name in ("prefill", "decode"):
         template = component(dgd, name)["podTemplate"]
         assert peers.items() <= template["metadata"]["labels"].items()
-        (term,) = template["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        (term,) = template["spec"]["affinity"]["podAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
         assert term == {"labelSelector": {"matchLabels": peers}, "topologyKey": "topology.kubernetes.io/zone"}
     frontend = component(dgd, "frontend")["podTemplate"]
     assert graph_charts.KV_PEER_LABEL not in frontend["metadata"]["labels"]

@@ -38,7 +38,7 @@ EXCEPTIONS: dict[tuple[str, str | int, str], str] = {
         "tags; the resources they only use are granted by the neighbouring statements."
     ),
     ("KarpenterZonalShiftPolicy", "AllowZonalShiftStatusReadOnly", "RESOURCE_STAR"): (
-        f"{KARPENTER}: Resource \"*\" as upstream has it, limited to this cluster by the "
+        f'{KARPENTER}: Resource "*" as upstream has it, limited to this cluster by the '
         "arc-zonal-shift:ResourceIdentifier condition (the cluster's ARN)."
     ),
     ("KarpenterResourceDiscoveryPolicy", "AllowSSMReadActions", "RESOURCE_MISMATCH"): (
@@ -48,7 +48,7 @@ EXCEPTIONS: dict[tuple[str, str | int, str], str] = {
     ),
     ("TeardownGuardRoleDefaultPolicy", "ReadInstanceProfiles", "RESOURCE_MISMATCH"): (
         "parliament 1.6.4's catalogue lists iam:ListInstanceProfiles twice, once with no resource "
-        "type (\"*\") and once with instance-profile*; the instance-profile ARN we grant matches "
+        'type ("*") and once with instance-profile*; the instance-profile ARN we grant matches '
         "the latter (checked by test_list_instance_profiles_catalogue_still_ambiguous)."
     ),
 }
@@ -120,8 +120,11 @@ def test_list_instance_profiles_catalogue_still_ambiguous():
     from parliament import iam_definition
 
     entries = [
-        priv for service in iam_definition if service["prefix"] == "iam"
-        for priv in service["privileges"] if priv["privilege"] == "ListInstanceProfiles"
+        priv
+        for service in iam_definition
+        if service["prefix"] == "iam"
+        for priv in service["privileges"]
+        if priv["privilege"] == "ListInstanceProfiles"
     ]
     types = sorted(r["resource_type"] for entry in entries for r in entry["resource_types"])
     assert types == ["", "instance-profile*"]
@@ -132,11 +135,18 @@ def test_list_instance_profiles_catalogue_still_ambiguous():
     [
         ({"Effect": "Allow", "Action": "ec2:RunInstancez", "Resource": "*"}, "UNKNOWN_ACTION"),
         (
-            {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "arn:aws:sqs:us-west-2:123456789012:q",
-             "Condition": {"StringEquals": {"s3:prefix": "x"}}},
+            {
+                "Effect": "Allow",
+                "Action": "sqs:ReceiveMessage",
+                "Resource": "arn:aws:sqs:us-west-2:123456789012:q",
+                "Condition": {"StringEquals": {"s3:prefix": "x"}},
+            },
             "UNKNOWN_CONDITION_FOR_ACTION",
         ),
-        ({"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "arn:aws:s3:::bucket"}, "RESOURCE_MISMATCH"),
+        (
+            {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "arn:aws:s3:::bucket"},
+            "RESOURCE_MISMATCH",
+        ),
     ],
 )
 def test_the_linter_catches_planted_mistakes(statement, issue):

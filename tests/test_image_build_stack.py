@@ -21,7 +21,8 @@ def _project(default_synth) -> dict:
 
 def _logical_id(template: dict, resource_type: str, name_property: str, name: str) -> str:
     (found,) = [
-        lid for lid, r in template["Resources"].items()
+        lid
+        for lid, r in template["Resources"].items()
         if r["Type"] == resource_type and r["Properties"].get(name_property) == name
     ]
     return found
@@ -32,18 +33,22 @@ def test_project_is_privileged_large_linux_with_pinned_inputs(default_synth):
         "AWS::CodeBuild::Project",
         {
             "Name": "dynamo-dev-dynamo-image-build",
-            "Environment": Match.object_like({
-                "Type": "LINUX_CONTAINER",
-                "ComputeType": "BUILD_GENERAL1_LARGE",
-                "PrivilegedMode": True,
-                "Image": Match.string_like_regexp(r"aws/codebuild/standard:7\.0"),
-            }),
+            "Environment": Match.object_like(
+                {
+                    "Type": "LINUX_CONTAINER",
+                    "ComputeType": "BUILD_GENERAL1_LARGE",
+                    "PrivilegedMode": True,
+                    "Image": Match.string_like_regexp(r"aws/codebuild/standard:7\.0"),
+                }
+            ),
             "TimeoutInMinutes": 240,
             "EncryptionKey": Match.any_value(),
             "LogsConfig": {"CloudWatchLogs": Match.object_like({"Status": "ENABLED"})},
         },
     )
-    variables = {v["Name"]: v["Value"] for v in _project(default_synth)["Environment"]["EnvironmentVariables"]}
+    variables = {
+        v["Name"]: v["Value"] for v in _project(default_synth)["Environment"]["EnvironmentVariables"]
+    }
     assert variables["DYNAMO_VERSION"] == versions.DYNAMO
     assert variables["DYNAMO_GIT_REPOSITORY"] == "https://github.com/ai-dynamo/dynamo.git"
     assert variables["FRAMEWORK"] == "vllm" and variables["EFA"] == "false"
@@ -77,7 +82,8 @@ def test_role_pushes_only_to_our_build_repositories(default_synth):
         for image in (*BUILD_FRAMEWORKS.values(), "build-cache")
     }
     policies = [
-        r for lid, r in template["Resources"].items()
+        r
+        for lid, r in template["Resources"].items()
         if r["Type"] == "AWS::IAM::Policy" and lid.startswith("ImageBuildProjectRole")
     ]
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
@@ -100,11 +106,13 @@ def test_cache_repository_is_mutable_and_disposable(default_synth):
     default_synth.assertions("registry").has_resource(
         "AWS::ECR::Repository",
         {
-            "Properties": Match.object_like({
-                "RepositoryName": "dynamo-dev/build-cache",
-                "ImageTagMutability": "MUTABLE",
-                "EncryptionConfiguration": {"EncryptionType": "KMS"},
-            }),
+            "Properties": Match.object_like(
+                {
+                    "RepositoryName": "dynamo-dev/build-cache",
+                    "ImageTagMutability": "MUTABLE",
+                    "EncryptionConfiguration": {"EncryptionType": "KMS"},
+                }
+            ),
             "DeletionPolicy": "Delete",
         },
     )
@@ -133,14 +141,21 @@ def test_compute_and_timeout_follow_config(tmp_path):
 
     app = cdk.App()
     stack = RegistryStack(
-        app, "r", registry=cfg.registry, images=cfg.images, cluster_name="c1",
+        app,
+        "r",
+        registry=cfg.registry,
+        images=cfg.images,
+        cluster_name="c1",
         removal_policy=cdk.RemovalPolicy.RETAIN,
         env=cdk.Environment(account="111122223333", region="us-west-2"),
     )
     template = Template.from_stack(stack)
     template.has_resource_properties(
         "AWS::CodeBuild::Project",
-        {"Environment": Match.object_like({"ComputeType": "BUILD_GENERAL1_2XLARGE"}), "TimeoutInMinutes": 2160},
+        {
+            "Environment": Match.object_like({"ComputeType": "BUILD_GENERAL1_2XLARGE"}),
+            "TimeoutInMinutes": 2160,
+        },
     )
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 90})
 

@@ -25,8 +25,14 @@ def _config(tmp_path, **images):
 def test_ngc_is_the_default_and_keeps_upstream_tags(tmp_path):
     cfg = load_config(REPO / "config" / "default.yaml")
     assert cfg.images.source == "ngc"
-    assert image_uri(cfg, "vllm-runtime", account=ACCOUNT) == f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{versions.DYNAMO}"
-    assert image_uri(cfg, "vllm-runtime", efa=True, account=ACCOUNT) == f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{versions.DYNAMO}-efa"
+    assert (
+        image_uri(cfg, "vllm-runtime", account=ACCOUNT)
+        == f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{versions.DYNAMO}"
+    )
+    assert (
+        image_uri(cfg, "vllm-runtime", efa=True, account=ACCOUNT)
+        == f"nvcr.io/nvidia/ai-dynamo/vllm-runtime:{versions.DYNAMO}-efa"
+    )
 
 
 @pytest.mark.parametrize("image", ["vllm-runtime", "sglang-runtime", "tensorrtllm-runtime"])
@@ -34,12 +40,18 @@ def test_ecr_points_at_our_repository(tmp_path, image):
     cfg = _config(tmp_path, source="ecr")
     registry = "111122223333.dkr.ecr.us-west-2.amazonaws.com"
     assert image_uri(cfg, image, account=ACCOUNT) == f"{registry}/dynamo-dev/{image}:{versions.DYNAMO}"
-    assert image_uri(cfg, image, efa=True, account=ACCOUNT) == f"{registry}/dynamo-dev/{image}:{versions.DYNAMO}-efa"
+    assert (
+        image_uri(cfg, image, efa=True, account=ACCOUNT)
+        == f"{registry}/dynamo-dev/{image}:{versions.DYNAMO}-efa"
+    )
 
 
 def test_ecr_keeps_images_we_do_not_build_on_ngc(tmp_path):
     cfg = _config(tmp_path, source="ecr")
-    assert image_uri(cfg, "dynamo-planner", account=ACCOUNT) == f"nvcr.io/nvidia/ai-dynamo/dynamo-planner:{versions.DYNAMO}"
+    assert (
+        image_uri(cfg, "dynamo-planner", account=ACCOUNT)
+        == f"nvcr.io/nvidia/ai-dynamo/dynamo-planner:{versions.DYNAMO}"
+    )
 
 
 def test_ecr_without_account_uses_the_deploying_account(tmp_path):

@@ -37,12 +37,16 @@ def test_default_inference_stack_applies_the_graph_after_the_platform(default_sy
     objects = manifests(template)
     assert [o["kind"] for o in objects] == ["NetworkPolicy"] * 6 + ["DynamoGraphDeployment", "Job"]
     assert validate_all(objects) == []
-    default_synth.assertions("inference").has_output("R1Distill8bPortForward", {
-        "Value": "kubectl port-forward -n dynamo svc/r1-distill-8b-frontend 8000:8000"})
-    default_synth.assertions("inference").has_output("R1Distill8bFrontendService", {
-        "Value": "dynamo/r1-distill-8b-frontend"})
+    default_synth.assertions("inference").has_output(
+        "R1Distill8bPortForward",
+        {"Value": "kubectl port-forward -n dynamo svc/r1-distill-8b-frontend 8000:8000"},
+    )
+    default_synth.assertions("inference").has_output(
+        "R1Distill8bFrontendService", {"Value": "dynamo/r1-distill-8b-frontend"}
+    )
     default_synth.assertions("inference").has_resource_properties(
-        "Custom::AWSCDK-EKS-KubernetesResource", {"Overwrite": True, "ClusterName": Match.any_value()})
+        "Custom::AWSCDK-EKS-KubernetesResource", {"Overwrite": True, "ClusterName": Match.any_value()}
+    )
     manifest = json.loads((default_synth.outdir / "manifest.json").read_text())
     deps = manifest["artifacts"]["dev-inference"].get("dependencies", [])
     assert "dev-platform" in deps
@@ -53,7 +57,10 @@ def test_multinode_example_synthesizes():
     template = synth(MULTINODE).template("inference")
     (dgd,) = [o for o in manifests(template) if o["kind"] == "DynamoGraphDeployment"]
     assert {c["name"]: c.get("multinode") for c in dgd["spec"]["components"]} == {
-        "frontend": None, "prefill": {"nodeCount": 2}, "decode": {"nodeCount": 2}}
+        "frontend": None,
+        "prefill": {"nodeCount": 2},
+        "decode": {"nodeCount": 2},
+    }
 
 
 def _graphs(count: int, **pins: int) -> list:
@@ -66,7 +73,9 @@ def test_shards_fill_in_config_order():
     graphs = _graphs(23)
     shards = shard_graphs(graphs)
     assert [(index, len(members)) for index, members in shards] == [
-        (0, GRAPHS_PER_STACK), (1, GRAPHS_PER_STACK), (2, 3)
+        (0, GRAPHS_PER_STACK),
+        (1, GRAPHS_PER_STACK),
+        (2, 3),
     ]
     assert shards[0][1][0].name == "g00" and shards[2][1][-1].name == "g22"
     assert [inference_stack_unit(i) for i in range(3)] == ["inference", "inference-2", "inference-3"]
@@ -93,9 +102,7 @@ def test_pinning_some_graphs_only_is_an_error(tmp_path):
     graph = data["graphs"][0]
     data["graphs"] = [{**graph, "name": "a", "stack": 2}, {**graph, "name": "b"}]
     path, lines = _config_errors(tmp_path, data)
-    assert lines == [
-        f"{path}: graphs b have no stack while others do; set stack on every graph or on none"
-    ]
+    assert lines == [f"{path}: graphs b have no stack while others do; set stack on every graph or on none"]
 
 
 @pytest.mark.xdist_group("pinned")

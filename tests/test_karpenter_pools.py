@@ -48,7 +48,9 @@ def test_each_pool_has_its_class(rendered):
     assert set(pools) == set(classes)
     for name, pool in pools.items():
         assert pool["spec"]["template"]["spec"]["nodeClassRef"] == {
-            "group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name
+            "group": "karpenter.k8s.aws",
+            "kind": "EC2NodeClass",
+            "name": name,
         }
 
 
@@ -128,7 +130,9 @@ def test_default_pools_and_weights():
     pools = by_kind(objs, "NodePool")
     assert set(pools) == {"cpu", "gpu-g6", "gpu-g6e", "gpu-p5"}
     assert {p["spec"]["weight"] for p in pools.values()} == {50}
-    labels = {n: p["spec"]["template"]["metadata"]["labels"].get("dynamo-eks/gpu-model") for n, p in pools.items()}
+    labels = {
+        n: p["spec"]["template"]["metadata"]["labels"].get("dynamo-eks/gpu-model") for n, p in pools.items()
+    }
     assert labels == {"cpu": None, "gpu-g6": "l4", "gpu-g6e": "l40s", "gpu-p5": "h100"}
     p5 = pools["gpu-p5"]["spec"]
     reqs = {r["key"]: r["values"] for r in p5["template"]["spec"]["requirements"]}
@@ -139,7 +143,8 @@ def test_default_pools_and_weights():
     cpu = pools["cpu"]["spec"]
     assert cpu["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
     assert {r["key"]: r["values"] for r in cpu["template"]["spec"]["requirements"]}[
-        "karpenter.k8s.aws/instance-family"] == ["c7i", "m7i"]
+        "karpenter.k8s.aws/instance-family"
+    ] == ["c7i", "m7i"]
 
 
 def test_p5_gets_one_efa_interface_per_network_card():
@@ -159,11 +164,14 @@ def test_bottlerocket_custom_pools():
     assert pools["l40s-4x-reserved"]["spec"]["weight"] == 100
     assert pools["gpu-g6e"]["spec"]["weight"] == 50
     h200 = pools["h200-efa"]["spec"]["template"]["spec"]
-    assert {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-west-2b"]} in h200["requirements"]
+    assert {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-west-2b"]} in h200[
+        "requirements"
+    ]
     assert h200["expireAfter"] == "Never"
     volumes = classes["h200-efa"]["spec"]["blockDeviceMappings"]
     assert [(v["deviceName"], v["ebs"]["volumeSize"], v.get("rootVolume", False)) for v in volumes] == [
-        ("/dev/xvda", "10Gi", False), ("/dev/xvdb", "400Gi", True)
+        ("/dev/xvda", "10Gi", False),
+        ("/dev/xvdb", "400Gi", True),
     ]
     efa = [i for i in classes["h200-efa"]["spec"]["networkInterfaces"] if i["interfaceType"] == "efa-only"]
     assert len(efa) == 16  # p5en.48xlarge: 16 EFA-capable network cards
@@ -179,7 +187,9 @@ def test_chart_uses_the_security_group_input():
 def test_make_manifests_renders_the_example(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "ops", "manifests", "--config", str(EXAMPLE), "--out", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "karpenter-pools.yaml: 8 objects" in result.stdout

@@ -33,7 +33,8 @@ def one(synth, kind: str, prefix: str) -> tuple[str, dict]:
 
 def helm(synth, chart: str) -> dict:
     charts = [
-        r["Properties"] for r in resources(synth, "Custom::AWSCDK-EKS-HelmChart").values()
+        r["Properties"]
+        for r in resources(synth, "Custom::AWSCDK-EKS-HelmChart").values()
         if r["Properties"]["Chart"] == chart
     ]
     assert len(charts) == 1, chart
@@ -54,19 +55,25 @@ def test_interruption_queue_is_encrypted_tls_only_short_lived(default_synth):
         "AWS::SQS::QueuePolicy",
         {
             "PolicyDocument": {
-                "Statement": Match.array_with([
-                    Match.object_like({
-                        "Effect": "Deny",
-                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                    }),
-                    Match.object_like({
-                        "Effect": "Allow",
-                        "Action": Match.array_with(["sqs:SendMessage"]),
-                        "Principal": {"Service": "events.amazonaws.com"},
-                        # Only our rules may send, not any EventBridge rule in the account.
-                        "Condition": {"ArnEquals": {"aws:SourceArn": Match.any_value()}},
-                    }),
-                ]),
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        ),
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Action": Match.array_with(["sqs:SendMessage"]),
+                                "Principal": {"Service": "events.amazonaws.com"},
+                                # Only our rules may send, not any EventBridge rule in the account.
+                                "Condition": {"ArnEquals": {"aws:SourceArn": Match.any_value()}},
+                            }
+                        ),
+                    ]
+                ),
                 "Version": "2012-10-17",
             }
         },
@@ -90,8 +97,12 @@ def test_node_role_joins_through_an_ec2_linux_access_entry(default_synth):
     role, props = one(default_synth, "AWS::IAM::Role", "KarpenterNodeRole")
     assert props["Properties"]["RoleName"] == f"KarpenterNodeRole-{CLUSTER}"
     policies = json.dumps(props["Properties"]["ManagedPolicyArns"])
-    for name in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-                 "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"):
+    for name in (
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonSSMManagedInstanceCore",
+    ):
         assert name in policies
     default_synth.assertions("cluster").has_resource_properties(
         "AWS::EKS::AccessEntry",
@@ -106,8 +117,7 @@ def test_controller_uses_pod_identity(default_synth):
     assert set(statement["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
     default_synth.assertions("cluster").has_resource_properties(
         "AWS::EKS::PodIdentityAssociation",
-        {"Namespace": "kube-system", "ServiceAccount": "karpenter",
-         "RoleArn": {"Fn::GetAtt": [role, "Arn"]}},
+        {"Namespace": "kube-system", "ServiceAccount": "karpenter", "RoleArn": {"Fn::GetAtt": [role, "Arn"]}},
     )
 
 
@@ -156,21 +166,34 @@ def test_iam_is_scoped_by_tags(default_synth, who):
 def test_controller_statements_match_upstream_sids(default_synth):
     sids = {s["Sid"] for s in _controller_statements(default_synth)}
     expected = {
-        "AllowScopedEC2InstanceAccessActions", "AllowScopedEC2LaunchTemplateAccessActions",
-        "AllowScopedEC2InstanceActionsWithTags", "AllowScopedResourceCreationTagging",
-        "AllowScopedResourceTagging", "AllowScopedDeletion", "AllowPassingInstanceRole",
-        "AllowScopedInstanceProfileCreationActions", "AllowScopedInstanceProfileTagActions",
-        "AllowScopedInstanceProfileActions", "AllowAPIServerEndpointDiscovery",
-        "AllowInterruptionQueueActions", "AllowZonalShiftStatusReadOnly",
-        "AllowRegionalReadActions", "AllowSSMReadActions", "AllowPricingReadActions",
-        "AllowUnscopedInstanceProfileListAction", "AllowInstanceProfileReadActions",
+        "AllowScopedEC2InstanceAccessActions",
+        "AllowScopedEC2LaunchTemplateAccessActions",
+        "AllowScopedEC2InstanceActionsWithTags",
+        "AllowScopedResourceCreationTagging",
+        "AllowScopedResourceTagging",
+        "AllowScopedDeletion",
+        "AllowPassingInstanceRole",
+        "AllowScopedInstanceProfileCreationActions",
+        "AllowScopedInstanceProfileTagActions",
+        "AllowScopedInstanceProfileActions",
+        "AllowAPIServerEndpointDiscovery",
+        "AllowInterruptionQueueActions",
+        "AllowZonalShiftStatusReadOnly",
+        "AllowRegionalReadActions",
+        "AllowSSMReadActions",
+        "AllowPricingReadActions",
+        "AllowUnscopedInstanceProfileListAction",
+        "AllowInstanceProfileReadActions",
     }
     assert sids == expected
 
 
 def test_guard_can_only_delete_this_clusters_resources(default_synth):
     for statement in _guard_statements(default_synth):
-        if any(a.split(":")[1].startswith(("Terminate", "Delete", "Remove")) for a in _as_list(statement["Action"])):
+        if any(
+            a.split(":")[1].startswith(("Terminate", "Delete", "Remove"))
+            for a in _as_list(statement["Action"])
+        ):
             assert CLUSTER in json.dumps(statement["Condition"]), statement
 
 
@@ -181,11 +204,14 @@ def test_karpenter_release(default_synth):
     assert props["Namespace"] == "kube-system" and props["Release"] == "karpenter"
     values = json.loads(props["Values"])
     assert values["settings"] == {
-        "clusterName": CLUSTER, "interruptionQueue": f"{CLUSTER}-karpenter-interruption"
+        "clusterName": CLUSTER,
+        "interruptionQueue": f"{CLUSTER}-karpenter-interruption",
     }
     assert {"name": "AWS_REGION", "value": "us-west-2"} in values["controller"]["env"]
     assert values["nodeSelector"]["dynamo-eks/node-role"] == "system"
-    assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
+    assert {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"} in values[
+        "tolerations"
+    ]
     assert values["serviceAccount"]["name"] == "karpenter"
 
 
@@ -259,20 +285,31 @@ def test_deletion_order(default_synth):
         )
     }
     pools = _depends(default_synth, names["ClusterKarpenterPools"])
-    for needed in ("KarpenterRelease", "KarpenterPodIdentity", "KarpenterNodeAccess",
-                   "KarpenterNodeRole", "KarpenterControllerRole", "KarpenterInterruptionQueue"):
+    for needed in (
+        "KarpenterRelease",
+        "KarpenterPodIdentity",
+        "KarpenterNodeAccess",
+        "KarpenterNodeRole",
+        "KarpenterControllerRole",
+        "KarpenterInterruptionQueue",
+    ):
         assert names[needed] in pools, needed
     controller_policies = {
         k for k in resources(default_synth, "AWS::IAM::ManagedPolicy") if k.startswith("Karpenter")
     }
     assert len(controller_policies) == 6 and controller_policies <= pools
     release = _depends(default_synth, names["KarpenterRelease"])
-    assert {names["TeardownGuard"], names["ClusterNodegroupSystemNodes"], names["KarpenterPodIdentity"]} <= release
+    assert {
+        names["TeardownGuard"],
+        names["ClusterNodegroupSystemNodes"],
+        names["KarpenterPodIdentity"],
+    } <= release
     assert names["TeardownGuard"] in _depends(default_synth, names["ClusterNodegroupSystemNodes"])
     guard = _depends(default_synth, names["TeardownGuard"])
     assert {names["Cluster"], names["KarpenterNodeRole"]} <= guard
     device_plugins = {
-        k for k, r in resources(default_synth, "Custom::AWSCDK-EKS-HelmChart").items()
+        k
+        for k, r in resources(default_synth, "Custom::AWSCDK-EKS-HelmChart").items()
         if r["Properties"]["Chart"] in ("nvidia-device-plugin", "aws-efa-k8s-device-plugin")
     }
     assert device_plugins and device_plugins <= pools

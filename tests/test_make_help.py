@@ -18,8 +18,9 @@ def phony_targets() -> set[str]:
 
 
 def test_make_help_lists_every_phony_target():
-    result = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     listed: set[str] = set()
     for group in re.findall(r"\bmake ([\w|-]+)", result.stdout):
@@ -35,8 +36,9 @@ def test_every_rule_target_is_phony_or_a_file():
 
 
 def test_ops_help_is_for_users():
-    result = subprocess.run([sys.executable, "-m", "ops", "--help"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ops", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     first = result.stdout.split("\n\n")[1]
     assert first.startswith("Commands around a dynamo-eks deployment")

@@ -57,7 +57,9 @@ def test_every_upstream_panel_is_checked():
 
 def test_the_check_catches_stale_and_mistyped_names():
     assert unknown_metrics('dynamo_component_kvstats_gpu_cache_usage_percent{namespace="x"}') != set()
-    assert unknown_metrics("sum(rate(dynamo_frontend_request_total[5m]))") == {"dynamo_frontend_request_total"}
+    assert unknown_metrics("sum(rate(dynamo_frontend_request_total[5m]))") == {
+        "dynamo_frontend_request_total"
+    }
     assert not is_exported("dynamo_frontend_requests_total_bucket")  # _bucket only on histograms
     assert is_exported("dynamo_frontend_time_to_first_token_seconds_bucket")
     # The KVBM names upstream's dashboard uses are not what 1.6.1 registers.
@@ -69,8 +71,13 @@ def test_the_check_catches_stale_and_mistyped_names():
 def test_sources_cover_each_exporter():
     sources = set(exported_metrics().values())
     assert {"dynamo 1.6.1", "dynamo operator", "dcgm-exporter", "kube-state-metrics"} <= sources
-    for name in ("DCGM_FI_DEV_XID_ERRORS", "kube_pod_status_phase", "kube_job_failed",
-                 "dynamo_frontend_queued_requests", "dynamo_component_gpu_cache_usage_percent"):
+    for name in (
+        "DCGM_FI_DEV_XID_ERRORS",
+        "kube_pod_status_phase",
+        "kube_job_failed",
+        "dynamo_frontend_queued_requests",
+        "dynamo_component_gpu_cache_usage_percent",
+    ):
         assert is_exported(name), name
 
 
@@ -85,7 +92,9 @@ def test_upstream_files_are_verbatim_and_fixes_still_apply():
 def test_upstream_dashboards_use_our_datasource():
     for upstream in DASHBOARDS:
         text = json.dumps(upstream.model())
-        uids = {t for t in json.loads(text).get("panels", []) for t in [t.get("datasource", {}).get("uid")] if t}
+        uids = {
+            t for t in json.loads(text).get("panels", []) for t in [t.get("datasource", {}).get("uid")] if t
+        }
         assert uids <= {PROMETHEUS_DATASOURCE_UID, "${datasource}"}, upstream.file
 
 

@@ -89,18 +89,45 @@ CASES = [
     (lambda: example("planner"), APP, ("r1-8b-planner", "planner"), PLANNER_METRICS_PORT, False),
     (lambda: example("kv-offload"), PROMETHEUS, ("llama-8b-kvbm", "worker"), KVBM_METRICS_PORT, True),
     (lambda: example("kv-offload"), APP, ("llama-8b-kvbm", "worker"), KVBM_METRICS_PORT, False),
-    (lambda: example("sglang-disagg"), ("r1-8b-sglang-disagg", "decode"), ("r1-8b-sglang-disagg", "prefill"),
-     SGLANG_BOOTSTRAP_PORT, True),
+    (
+        lambda: example("sglang-disagg"),
+        ("r1-8b-sglang-disagg", "decode"),
+        ("r1-8b-sglang-disagg", "prefill"),
+        SGLANG_BOOTSTRAP_PORT,
+        True,
+    ),
     (lambda: example("sglang-disagg"), APP, ("r1-8b-sglang-disagg", "prefill"), SGLANG_BOOTSTRAP_PORT, False),
     # Restricted frontend clients: listed namespaces and CIDRs; monitoring still scrapes.
     (lambda: with_ingress(namespaces=["apps"]), APP, (G, "frontend"), FRONTEND_SERVICE_PORT, True),
-    (lambda: with_ingress(namespaces=["apps"]), Pod("other", {}), (G, "frontend"), FRONTEND_SERVICE_PORT, False),
+    (
+        lambda: with_ingress(namespaces=["apps"]),
+        Pod("other", {}),
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        False,
+    ),
     (lambda: with_ingress(namespaces=["apps"]), PROMETHEUS, (G, "frontend"), FRONTEND_SERVICE_PORT, True),
-    (lambda: with_ingress(namespaces=[], cidrs=["10.20.0.0/16"]), Pod("", ip="10.20.3.4"), (G, "frontend"),
-     FRONTEND_SERVICE_PORT, True),
-    (lambda: with_ingress(namespaces=[], cidrs=["10.20.0.0/16"]), Pod("", ip="10.30.3.4"), (G, "frontend"),
-     FRONTEND_SERVICE_PORT, False),
-    (lambda: with_ingress(namespaces=[], cidrs=["10.20.0.0/16"]), APP, (G, "frontend"), FRONTEND_SERVICE_PORT, False),
+    (
+        lambda: with_ingress(namespaces=[], cidrs=["10.20.0.0/16"]),
+        Pod("", ip="10.20.3.4"),
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        True,
+    ),
+    (
+        lambda: with_ingress(namespaces=[], cidrs=["10.20.0.0/16"]),
+        Pod("", ip="10.30.3.4"),
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        False,
+    ),
+    (
+        lambda: with_ingress(namespaces=[], cidrs=["10.20.0.0/16"]),
+        APP,
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        False,
+    ),
 ]
 
 
@@ -162,10 +189,18 @@ def test_every_shipped_graph_gets_its_flows(label):
             "frontend": [FRONTEND_SERVICE_PORT],
             "planner": [PLANNER_METRICS_PORT],
         }.get(component, [WORKER_SYSTEM_PORT])
-        template = [c for dgd in objects if dgd["kind"] == "DynamoGraphDeployment"
-                    for c in dgd["spec"]["components"] if c["name"] == component
-                    and dgd["metadata"]["name"] == graph][0]
-        ports = [p["containerPort"] for c in template["podTemplate"]["spec"]["containers"] for p in c.get("ports") or []]
+        template = [
+            c
+            for dgd in objects
+            if dgd["kind"] == "DynamoGraphDeployment"
+            for c in dgd["spec"]["components"]
+            if c["name"] == component and dgd["metadata"]["name"] == graph
+        ][0]
+        ports = [
+            p["containerPort"]
+            for c in template["podTemplate"]["spec"]["containers"]
+            for p in c.get("ports") or []
+        ]
         for port in {*scraped, *ports}:
             assert ingress_allowed(rules, PROMETHEUS, pod, port) is monitoring, (graph, component, port)
         if component == "frontend":

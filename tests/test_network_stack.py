@@ -12,11 +12,7 @@ def test_vpc_spans_configured_zones(default_synth):
     template = default_synth.assertions("network")
     template.has_resource_properties("AWS::EC2::VPC", {"CidrBlock": "10.0.0.0/16"})
     subnets = default_synth.template("network")["Resources"]
-    zones = {
-        r["Properties"]["AvailabilityZone"]
-        for r in subnets.values()
-        if r["Type"] == "AWS::EC2::Subnet"
-    }
+    zones = {r["Properties"]["AvailabilityZone"] for r in subnets.values() if r["Type"] == "AWS::EC2::Subnet"}
     assert zones == {"us-west-2a", "us-west-2b", "us-west-2c"}
 
 
@@ -28,7 +24,11 @@ def test_private_subnets_tagged_for_karpenter_and_internal_elb(default_synth):
     template = default_synth.assertions("network")
     private = template.find_resources(
         "AWS::EC2::Subnet",
-        {"Properties": {"Tags": Match.array_with([{"Key": "karpenter.sh/discovery", "Value": "dynamo-dev"}])}},
+        {
+            "Properties": {
+                "Tags": Match.array_with([{"Key": "karpenter.sh/discovery", "Value": "dynamo-dev"}])
+            }
+        },
     )
     assert len(private) == 3
     for subnet in private.values():
@@ -48,9 +48,7 @@ def test_s3_gateway_endpoint_and_flow_logs(default_synth):
         "AWS::EC2::VPCEndpoint",
         {"VpcEndpointType": "Gateway", "ServiceName": Match.object_like({})},
     )
-    template.has_resource_properties(
-        "AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL"}
-    )
+    template.has_resource_properties("AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL"})
     template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
 
 

@@ -40,8 +40,12 @@ def findings(document) -> list[str]:
 
     def walk(node, path: str) -> None:
         if isinstance(node, dict):
-            if (isinstance(node.get("name"), str) and isinstance(node.get("value"), str)
-                    and SECRET_ENV.search(node["name"]) and node["value"]):
+            if (
+                isinstance(node.get("name"), str)
+                and isinstance(node.get("value"), str)
+                and SECRET_ENV.search(node["name"])
+                and node["value"]
+            ):
                 found.append(f"{path}: env {node['name']} has a literal value")
             for key, value in node.items():
                 if SECRET_KEYS.match(str(key)) and isinstance(value, str) and value:

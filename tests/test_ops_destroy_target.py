@@ -40,20 +40,27 @@ def test_pipeline_config_without_environment_is_refused_with_the_procedure(capsy
     captured = capsys.readouterr()
     assert captured.out == ""
     err = captured.err.splitlines()
-    assert err[0].startswith(f"error: {PIPELINE} is a pipeline config: `cdk destroy --all` would select only "
-                             "the pipeline stack (dynamo-pipeline)")
+    assert err[0].startswith(
+        f"error: {PIPELINE} is a pipeline config: `cdk destroy --all` would select only "
+        "the pipeline stack (dynamo-pipeline)"
+    )
     text = "\n".join(err)
     # Last promoted first, each with the transition to disable and its own make destroy.
     assert text.index("1. prod (account 333333333333") < text.index("2. dev (account 222222222222")
     for env in ("prod", "dev"):
-        assert (f"aws codepipeline disable-stage-transition --region us-west-2 --pipeline-name dynamo-pipeline "
-                f"--stage-name {env} --transition-type Inbound --reason teardown") in text
+        assert (
+            f"aws codepipeline disable-stage-transition --region us-west-2 --pipeline-name dynamo-pipeline "
+            f"--stage-name {env} --transition-type Inbound --reason teardown"
+        ) in text
         assert f"make destroy CONFIG={PIPELINE} ENVIRONMENT={env}" in text
     assert f"npx cdk destroy -c config={PIPELINE} dynamo-pipeline" in text
 
 
 def test_environment_gets_a_standalone_config_equal_to_its_merged_config(tmp_path, capsys):
-    assert main(["destroy-target", "--config", PIPELINE, "--environment", "prod", "--out-dir", str(tmp_path)]) == 0
+    assert (
+        main(["destroy-target", "--config", PIPELINE, "--environment", "prod", "--out-dir", str(tmp_path)])
+        == 0
+    )
     captured = capsys.readouterr()
     written = tmp_path / "prod.yaml"
     assert captured.out == f"{written}\n"
@@ -71,7 +78,9 @@ def test_standalone_config_passes_through_and_a_wrong_environment_is_one_line(ca
     assert main(["destroy-target", "--config", "config/default.yaml"]) == 0
     assert capsys.readouterr().out == "config/default.yaml\n"
     assert main(["destroy-target", "--config", "config/default.yaml", "--environment", "prod"]) == 2
-    assert capsys.readouterr().err.startswith("error: config/default.yaml describes environment 'dev', not 'prod'")
+    assert capsys.readouterr().err.startswith(
+        "error: config/default.yaml describes environment 'dev', not 'prod'"
+    )
     assert main(["destroy-target", "--config", PIPELINE, "--environment", "staging"]) == 2
     assert "has no environment 'staging'; use one of dev, prod" in capsys.readouterr().err
 
@@ -80,7 +89,10 @@ def test_make_destroy_goes_through_destroy_target():
     """The refusal stops make before the CDK CLI runs (dry run of the recipe)."""
     recipe = subprocess.run(
         ["make", "-n", "destroy", f"CONFIG={PIPELINE}", "ENVIRONMENT=dev"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert f"-m ops destroy-target --config {PIPELINE} --environment dev) &&" in recipe
     assert "destroy --no-notices --no-version-reporting --all -c config=$target" in recipe

@@ -40,8 +40,9 @@ def test_make_synth_leaves_only_this_configs_templates(tmp_path):
     out = tmp_path / "cdk.out"
     out.mkdir()
     (out / "old-network.template.json").write_text("{}")
-    result = subprocess.run(["make", "synth", f"CDK_OUT={out}"], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        ["make", "synth", f"CDK_OUT={out}"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"templates of config/default.yaml written to {out}/" in result.stdout
     templates = sorted(p.name for p in out.glob("*.template.json"))

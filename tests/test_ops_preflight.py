@@ -34,10 +34,14 @@ SPOT_ROLE = "AWSServiceRoleForEC2Spot"
 K8S = "1.36"
 VERSION = versions.AMI_ALIAS_AL2023.split("@")[1]
 # Karpenter 1.14.1's AL2023 parameter names for the pinned alias (pkg/providers/amifamily/al2023.go).
-AL2023_NVIDIA = (f"/aws/service/eks/optimized-ami/{K8S}/amazon-linux-2023/x86_64/nvidia/"
-                 f"amazon-eks-node-al2023-x86_64-nvidia-{K8S}-{VERSION}/image_id")
-AL2023_STANDARD = (f"/aws/service/eks/optimized-ami/{K8S}/amazon-linux-2023/x86_64/standard/"
-                   f"amazon-eks-node-al2023-x86_64-standard-{K8S}-{VERSION}/image_id")
+AL2023_NVIDIA = (
+    f"/aws/service/eks/optimized-ami/{K8S}/amazon-linux-2023/x86_64/nvidia/"
+    f"amazon-eks-node-al2023-x86_64-nvidia-{K8S}-{VERSION}/image_id"
+)
+AL2023_STANDARD = (
+    f"/aws/service/eks/optimized-ami/{K8S}/amazon-linux-2023/x86_64/standard/"
+    f"amazon-eks-node-al2023-x86_64-standard-{K8S}-{VERSION}/image_id"
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +65,20 @@ def publish_amis(*names: str) -> None:
     parameters = ssm_backends[ACCOUNT][REGION]._parameters
     for name in names:
         parameters.pop(name, None)
-        parameters[name].append(Parameter(
-            account_id=ACCOUNT, name=name, value="ami-0123456789abcdef0", parameter_type="String",
-            description=None, allowed_pattern=None, keyid=None,
-            last_modified_date=datetime.datetime(2026, 10, 23).timestamp(), version=1,
-            data_type="aws:ec2:image",
-        ))
+        parameters[name].append(
+            Parameter(
+                account_id=ACCOUNT,
+                name=name,
+                value="ami-0123456789abcdef0",
+                parameter_type="String",
+                description=None,
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=datetime.datetime(2026, 10, 23).timestamp(),
+                version=1,
+                data_type="aws:ec2:image",
+            )
+        )
 
 
 def unpublish_amis(*names: str) -> None:
@@ -78,7 +90,8 @@ def unpublish_amis(*names: str) -> None:
 
 def spot_role() -> None:
     boto3.client("iam", region_name=REGION).create_role(
-        RoleName=SPOT_ROLE, Path="/aws-service-role/spot.amazonaws.com/",
+        RoleName=SPOT_ROLE,
+        Path="/aws-service-role/spot.amazonaws.com/",
         AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
     )
 
@@ -122,14 +135,25 @@ def stubbed(clients: Clients, service: str) -> Stubber:
     return stubber
 
 
-def quotas(clients: Clients, g: float, p: float, g_spot: float = 10_000,
-           std: float = 10_000, std_spot: float = 10_000) -> Stubber:
+def quotas(
+    clients: Clients,
+    g: float,
+    p: float,
+    g_spot: float = 10_000,
+    std: float = 10_000,
+    std_spot: float = 10_000,
+) -> Stubber:
     """The default config asks, in order: Standard on-demand (system nodes, cpu pool) and spot
     (the cpu pool may run spot), G/VT on-demand, G/VT spot (gpu-g6 and gpu-g6e may run spot),
     P on-demand (gpu-p5 is on-demand only)."""
     stubber = stubbed(clients, "service-quotas")
-    for code, value in ((STD_QUOTA, std), (STD_SPOT_QUOTA, std_spot), (G_QUOTA, g),
-                        (G_SPOT_QUOTA, g_spot), (P_QUOTA, p)):
+    for code, value in (
+        (STD_QUOTA, std),
+        (STD_SPOT_QUOTA, std_spot),
+        (G_QUOTA, g),
+        (G_SPOT_QUOTA, g_spot),
+        (P_QUOTA, p),
+    ):
         stubber.add_response(
             "get_service_quota",
             {"Quota": {"QuotaCode": code, "Value": value}},
@@ -138,18 +162,26 @@ def quotas(clients: Clients, g: float, p: float, g_spot: float = 10_000,
     return stubber
 
 
-def eks(clients: Clients, status: str | None, version: str = "1.36",
-        offered: dict[str, list[str]] | None = None) -> Stubber:
+def eks(
+    clients: Clients, status: str | None, version: str = "1.36", offered: dict[str, list[str]] | None = None
+) -> Stubber:
     """describe_cluster_versions, then describe_addon_versions per pinned add-on; `offered`
     replaces the builds EKS lists for some add-ons (default: exactly the pinned one)."""
     stubber = stubbed(clients, "eks")
-    found = [] if status is None else [{
-        "clusterVersion": version,
-        "versionStatus": status,
-        "endOfStandardSupportDate": datetime.datetime(2028, 3, 1),
-    }]
+    found = (
+        []
+        if status is None
+        else [
+            {
+                "clusterVersion": version,
+                "versionStatus": status,
+                "endOfStandardSupportDate": datetime.datetime(2028, 3, 1),
+            }
+        ]
+    )
     stubber.add_response(
-        "describe_cluster_versions", {"clusterVersions": found},
+        "describe_cluster_versions",
+        {"clusterVersions": found},
         {"clusterVersions": [version], "includeAll": True},
     )
     for name, build in EKS_ADDONS[version].items():
@@ -162,8 +194,18 @@ def eks(clients: Clients, status: str | None, version: str = "1.36",
     return stubber
 
 
-def run_checks(cfg=None, *, g=10_000, p=10_000, g_spot=10_000, std=10_000, std_spot=10_000,
-               eks_status="STANDARD_SUPPORT", clients=None, offered=None):
+def run_checks(
+    cfg=None,
+    *,
+    g=10_000,
+    p=10_000,
+    g_spot=10_000,
+    std=10_000,
+    std_spot=10_000,
+    eks_status="STANDARD_SUPPORT",
+    clients=None,
+    offered=None,
+):
     cfg = cfg or load_config(DEFAULT_CONFIG)
     clients = clients or Clients(boto3.Session(region_name=REGION))
     quotas(clients, g, p, g_spot, std, std_spot)
@@ -196,8 +238,9 @@ def test_ready_account_passes_everything():
 def test_missing_credentials_fail_first(monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    lines = preflight.preflight(load_config(DEFAULT_CONFIG), str(DEFAULT_CONFIG),
-                                Clients(boto3.Session(region_name=REGION)))
+    lines = preflight.preflight(
+        load_config(DEFAULT_CONFIG), str(DEFAULT_CONFIG), Clients(boto3.Session(region_name=REGION))
+    )
     assert [(item.status, item.check) for item in lines] == [("FAIL", "credentials")]
     assert "aws sso login" in lines[0].fix
 
@@ -247,7 +290,9 @@ def test_vcpu_demand_from_graph_plans_and_pool_limits():
     assert g.pools == 2000
     # Both G pools may also run spot; gpu-p5 is on-demand only, so no P spot quota is read.
     assert (demand["G and VT spot"].pools, demand["G and VT spot"].pool_names) == (
-        2000, ["gpu-g6", "gpu-g6e"])
+        2000,
+        ["gpu-g6", "gpu-g6e"],
+    )
     # Standard: the cpu pool (1000) plus the system node group, 4 x m7i.large (2 vCPUs).
     assert (std.pools, std.pool_names, std.system, std.graphs) == (1000, ["cpu"], 8, 0)
     assert std.system_detail == "max_size 4 x 2 vCPUs of m7i.large"
@@ -272,15 +317,29 @@ def test_every_catalog_family_has_its_quota_codes():
         on_demand, spot = preflight.quotas_for(family)
         assert (on_demand.code, spot.code) == (STD_QUOTA, STD_SPOT_QUOTA), family
     # Other quota classes never fall into a row by a shared first letter.
-    for other in ("inf2.xlarge", "dl1.24xlarge", "trn1.32xlarge", "hpc7g.16xlarge",
-                  "x2idn.metal", "f1.2xlarge", "p6-b200.48xlarge"):
+    for other in (
+        "inf2.xlarge",
+        "dl1.24xlarge",
+        "trn1.32xlarge",
+        "hpc7g.16xlarge",
+        "x2idn.metal",
+        "f1.2xlarge",
+        "p6-b200.48xlarge",
+    ):
         assert preflight.quotas_for(other) is None, other
     assert preflight.quotas_for("vt1.3xlarge")[0].code == G_QUOTA
 
 
-@pytest.mark.parametrize("name, vcpus", [
-    ("m7i.large", 2), ("m6i.xlarge", 4), ("c7i.48xlarge", 192), ("t3.medium", 1), ("m7i.metal-24xl", None),
-])
+@pytest.mark.parametrize(
+    "name, vcpus",
+    [
+        ("m7i.large", 2),
+        ("m6i.xlarge", 4),
+        ("c7i.48xlarge", 192),
+        ("t3.medium", 1),
+        ("m7i.metal-24xl", None),
+    ],
+)
 def test_size_vcpus(name, vcpus):
     assert preflight.size_vcpus(name) == vcpus
 
@@ -295,14 +354,20 @@ def _with_pools(tmp_path, pools, **karpenter):
 
 
 def test_p5_spot_pool_reads_the_p5_spot_quota_not_the_p4_one(tmp_path):
-    cfg, _ = _with_pools(tmp_path, [
-        {"name": "cpu", "instance_families": ["c7i"], "capacity_types": ["on-demand"]},
-        {"name": "gpu-g6e", "instance_families": ["g6e"], "capacity_types": ["on-demand"]},
-        {"name": "gpu-p5", "instance_types": ["p5.48xlarge"], "efa": True,
-         "capacity_types": ["spot", "on-demand"]},
-        {"name": "gpu-p4", "instance_types": ["p4d.24xlarge"], "efa": True,
-         "capacity_types": ["spot"]},
-    ])
+    cfg, _ = _with_pools(
+        tmp_path,
+        [
+            {"name": "cpu", "instance_families": ["c7i"], "capacity_types": ["on-demand"]},
+            {"name": "gpu-g6e", "instance_families": ["g6e"], "capacity_types": ["on-demand"]},
+            {
+                "name": "gpu-p5",
+                "instance_types": ["p5.48xlarge"],
+                "efa": True,
+                "capacity_types": ["spot", "on-demand"],
+            },
+            {"name": "gpu-p4", "instance_types": ["p4d.24xlarge"], "efa": True, "capacity_types": ["spot"]},
+        ],
+    )
     demand = {quota.label: (quota.code, need) for quota, need in vcpu_demand(cfg).items()}
     assert list(demand) == ["Standard", "G and VT", "P", "P spot", "P5 spot"]
     assert demand["P5 spot"][0] == P5_SPOT_QUOTA
@@ -314,10 +379,18 @@ def test_p5_spot_pool_reads_the_p5_spot_quota_not_the_p4_one(tmp_path):
 
     clients = Clients(boto3.Session(region_name=REGION))
     stubber = stubbed(clients, "service-quotas")
-    for code, value in ((STD_QUOTA, 10_000), (G_QUOTA, 10_000), (P_QUOTA, 10_000),
-                        (P_SPOT_QUOTA, 10_000), (P5_SPOT_QUOTA, 96)):
-        stubber.add_response("get_service_quota", {"Quota": {"QuotaCode": code, "Value": value}},
-                             {"ServiceCode": "ec2", "QuotaCode": code})
+    for code, value in (
+        (STD_QUOTA, 10_000),
+        (G_QUOTA, 10_000),
+        (P_QUOTA, 10_000),
+        (P_SPOT_QUOTA, 10_000),
+        (P5_SPOT_QUOTA, 96),
+    ):
+        stubber.add_response(
+            "get_service_quota",
+            {"Quota": {"QuotaCode": code, "Value": value}},
+            {"ServiceCode": "ec2", "QuotaCode": code},
+        )
     lines: list[preflight.Line] = []
     preflight.check_quotas(cfg, clients, lines)
     stubber.assert_no_pending_responses()
@@ -331,19 +404,21 @@ def test_standard_quota_below_the_system_node_group_fails():
     lines = run_checks(std=5)
     item = line(lines, "quota Standard")
     assert item.status == "FAIL"
-    assert item.detail == ("5 vCPUs < 8 the system node group needs "
-                           "(max_size 4 x 2 vCPUs of m7i.large)")
-    assert item.fix == ("request an increase of 'Running On-Demand Standard (A, C, D, H, I, M, R, "
-                        f"T, Z) instances' ({STD_QUOTA}) in {REGION} to at least 8 vCPUs "
-                        "(Service Quotas console)")
+    assert item.detail == ("5 vCPUs < 8 the system node group needs (max_size 4 x 2 vCPUs of m7i.large)")
+    assert item.fix == (
+        "request an increase of 'Running On-Demand Standard (A, C, D, H, I, M, R, "
+        f"T, Z) instances' ({STD_QUOTA}) in {REGION} to at least 8 vCPUs "
+        "(Service Quotas console)"
+    )
 
 
 def test_standard_quota_below_the_cpu_pool_warns():
     bootstrap()
     item = line(run_checks(std=64), "quota Standard")
     assert item.status == "WARN"
-    assert item.detail == ("64 vCPUs < 1008 that pools cpu and the system node group may launch "
-                           "(graphs need 0, system nodes 8)")
+    assert item.detail == (
+        "64 vCPUs < 1008 that pools cpu and the system node group may launch (graphs need 0, system nodes 8)"
+    )
 
 
 def test_short_spot_quota_only_warns():
@@ -352,8 +427,9 @@ def test_short_spot_quota_only_warns():
     lines = run_checks(g_spot=256)
     spot = line(lines, "quota G and VT spot")
     assert spot.status == "WARN"
-    assert spot.detail == ("256 vCPUs < 2000 that pools gpu-g6, gpu-g6e may launch as spot; "
-                           "Karpenter falls back to on-demand")
+    assert spot.detail == (
+        "256 vCPUs < 2000 that pools gpu-g6, gpu-g6e may launch as spot; Karpenter falls back to on-demand"
+    )
     assert f"({G_SPOT_QUOTA}) in {REGION} to at least 2000 vCPUs" in spot.fix
     assert not [item for item in lines if item.status == "FAIL"]
 
@@ -373,13 +449,23 @@ def test_quota_below_graph_needs_fails_and_below_pool_limits_warns():
 def test_quota_never_changed_falls_back_to_the_aws_default():
     clients = Clients(boto3.Session(region_name=REGION))
     stubber = stubbed(clients, "service-quotas")
-    for code, value in ((STD_QUOTA, 5000.0), (STD_SPOT_QUOTA, 5000.0), (G_QUOTA, 64.0),
-                        (G_SPOT_QUOTA, 2000.0), (P_QUOTA, 768.0)):
-        stubber.add_client_error("get_service_quota", "NoSuchResourceException",
-                                 expected_params={"ServiceCode": "ec2", "QuotaCode": code})
-        stubber.add_response("get_aws_default_service_quota",
-                             {"Quota": {"QuotaCode": code, "Value": value}},
-                             {"ServiceCode": "ec2", "QuotaCode": code})
+    for code, value in (
+        (STD_QUOTA, 5000.0),
+        (STD_SPOT_QUOTA, 5000.0),
+        (G_QUOTA, 64.0),
+        (G_SPOT_QUOTA, 2000.0),
+        (P_QUOTA, 768.0),
+    ):
+        stubber.add_client_error(
+            "get_service_quota",
+            "NoSuchResourceException",
+            expected_params={"ServiceCode": "ec2", "QuotaCode": code},
+        )
+        stubber.add_response(
+            "get_aws_default_service_quota",
+            {"Quota": {"QuotaCode": code, "Value": value}},
+            {"ServiceCode": "ec2", "QuotaCode": code},
+        )
     eks(clients, "STANDARD_SUPPORT")
     lines = preflight.preflight(load_config(DEFAULT_CONFIG), str(DEFAULT_CONFIG), clients)
     assert line(lines, "quota G and VT").detail.startswith("64 vCPUs < 2000 that pools")
@@ -390,8 +476,11 @@ def test_quota_never_changed_falls_back_to_the_aws_default():
 def offerings(clients: Clients, offered: dict[str, list[str]]) -> None:
     """Stub every describe_instance_type_offerings call with the same answer."""
     stubber = stubbed(clients, "ec2")
-    rows = [{"InstanceType": name, "LocationType": "availability-zone", "Location": zone}
-            for name, zones in offered.items() for zone in zones]
+    rows = [
+        {"InstanceType": name, "LocationType": "availability-zone", "Location": zone}
+        for name, zones in offered.items()
+        for zone in zones
+    ]
     for _ in range(3):  # one call per GPU pool
         stubber.add_response("describe_instance_type_offerings", {"InstanceTypeOfferings": rows})
 
@@ -408,9 +497,14 @@ def test_pool_with_no_offered_type_fails_and_partial_offering_warns():
     assert g6.status == "WARN" and "g6.2xlarge" in g6.detail and "g6.xlarge," not in g6.detail
 
 
-@pytest.mark.parametrize("status, expected", [
-    ("EXTENDED_SUPPORT", "WARN"), ("UNSUPPORTED", "FAIL"), (None, "FAIL"),
-])
+@pytest.mark.parametrize(
+    "status, expected",
+    [
+        ("EXTENDED_SUPPORT", "WARN"),
+        ("UNSUPPORTED", "FAIL"),
+        (None, "FAIL"),
+    ],
+)
 def test_kubernetes_version_support(status, expected):
     bootstrap()
     item = line(run_checks(eks_status=status), "kubernetes")
@@ -430,19 +524,23 @@ def test_addon_build_not_offered_fails_with_the_newest_builds():
     assert not [item for item in lines if item.check == "add-ons"]
 
 
-@pytest.mark.parametrize("value, expected, words", [
-    (None, "FAIL", "has no value"),
-    ("  ", "FAIL", "has no value"),
-    ('{"HF_TOKEN": "hf_abc"}', "FAIL", "holds JSON"),
-    ("hf_abc", "PASS", "has a value"),
-])
+@pytest.mark.parametrize(
+    "value, expected, words",
+    [
+        (None, "FAIL", "has no value"),
+        ("  ", "FAIL", "has no value"),
+        ('{"HF_TOKEN": "hf_abc"}', "FAIL", "holds JSON"),
+        ("hf_abc", "PASS", "has a value"),
+    ],
+)
 def test_hf_token_secret_needs_a_plain_value(value, expected, words):
     hf_token(value)
     item = line(run_checks(), "hf token")
     assert item.status == expected and words in item.detail
     if expected == "FAIL":
-        assert item.fix.startswith(f"aws secretsmanager put-secret-value --region {REGION} "
-                                   f"--secret-id {SECRET}")
+        assert item.fix.startswith(
+            f"aws secretsmanager put-secret-value --region {REGION} --secret-id {SECRET}"
+        )
 
 
 def test_hf_token_before_deploy_is_a_warning():
@@ -489,10 +587,13 @@ def test_spot_role_present_passes_and_unreadable_warns():
 
 
 def test_no_spot_pool_no_spot_role_check(tmp_path):
-    cfg, _ = _with_pools(tmp_path, [
-        {"name": "cpu", "instance_families": ["c7i"]},
-        {"name": "gpu-g6e", "instance_families": ["g6e"]},
-    ])
+    cfg, _ = _with_pools(
+        tmp_path,
+        [
+            {"name": "cpu", "instance_families": ["c7i"]},
+            {"name": "gpu-g6e", "instance_families": ["g6e"]},
+        ],
+    )
     clients = Clients(boto3.Session(region_name=REGION))
     stubbed(clients, "iam")  # no responses queued: any call would fail the test
     lines: list[preflight.Line] = []
@@ -526,7 +627,9 @@ def test_ami_parameter_names_follow_karpenter_1_14_1():
 def test_pinned_alias_published_passes():
     item = line(run_checks(), "ami alias")
     assert (item.status, item.detail) == (
-        "PASS", f"{versions.AMI_ALIAS_AL2023} is published for Kubernetes 1.36 (2 variants)")
+        "PASS",
+        f"{versions.AMI_ALIAS_AL2023} is published for Kubernetes 1.36 (2 variants)",
+    )
 
 
 def test_alias_missing_for_the_kubernetes_version_fails_with_the_pin_to_bump():
@@ -534,8 +637,9 @@ def test_alias_missing_for_the_kubernetes_version_fails_with_the_pin_to_bump():
     item = line(run_checks(), "ami alias")
     assert item.status == "FAIL"
     assert AL2023_NVIDIA in item.detail and AL2023_STANDARD not in item.detail
-    assert item.fix == ("set AMI_ALIAS_AL2023 in config/versions.py to a release published for "
-                        "Kubernetes 1.36")
+    assert item.fix == (
+        "set AMI_ALIAS_AL2023 in config/versions.py to a release published for Kubernetes 1.36"
+    )
 
 
 def test_bottlerocket_alias_reads_its_own_parameters(tmp_path):
@@ -545,8 +649,10 @@ def test_bottlerocket_alias_reads_its_own_parameters(tmp_path):
     path.write_text(yaml.safe_dump(data))
     cfg = load_config(path)
     release = versions.AMI_ALIAS_BOTTLEROCKET.split("@")[1].lstrip("v")
-    names = [f"/aws/service/bottlerocket/aws-k8s-1.36/x86_64/{release}/image_id",
-             f"/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/{release}/image_id"]
+    names = [
+        f"/aws/service/bottlerocket/aws-k8s-1.36/x86_64/{release}/image_id",
+        f"/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/{release}/image_id",
+    ]
     lines: list[preflight.Line] = []
     clients = Clients(boto3.Session(region_name=REGION))
     preflight.check_ami_aliases(cfg, clients, lines)
@@ -571,8 +677,12 @@ def _reservation_cfg(pool_kwargs: dict, terms: list):
     cfg = load_config(DEFAULT_CONFIG)
     pool = cfg.karpenter.pools()[-1].model_copy(update=pool_kwargs)  # gpu-p5
     proxy = SimpleNamespace(
-        name=pool.name, zones=pool.zones, is_gpu=pool.is_gpu, launchable=pool.launchable,
-        instance_types=pool.instance_types, instance_families=pool.instance_families,
+        name=pool.name,
+        zones=pool.zones,
+        is_gpu=pool.is_gpu,
+        launchable=pool.launchable,
+        instance_types=pool.instance_types,
+        instance_families=pool.instance_families,
         capacity_reservations=terms,
     )
     karpenter = SimpleNamespace(pools=lambda: [proxy])
@@ -587,9 +697,13 @@ def _term(id=None, tags=None, reservation_type=None):
 
 def _reservation(**overrides):
     item = {
-        "CapacityReservationId": CR, "InstanceType": "p5.48xlarge",
-        "AvailabilityZone": "us-west-2a", "State": "active", "ReservationType": "default",
-        "TotalInstanceCount": 4, "AvailableInstanceCount": 4,
+        "CapacityReservationId": CR,
+        "InstanceType": "p5.48xlarge",
+        "AvailabilityZone": "us-west-2a",
+        "State": "active",
+        "ReservationType": "default",
+        "TotalInstanceCount": 4,
+        "AvailableInstanceCount": 4,
     }
     item.update(overrides)
     return item
@@ -601,8 +715,7 @@ def _check_reservations(cfg, response=None, error=None, params=None):
     if error:
         stubber.add_client_error("describe_capacity_reservations", error, expected_params=params)
     else:
-        stubber.add_response("describe_capacity_reservations",
-                             {"CapacityReservations": response}, params)
+        stubber.add_response("describe_capacity_reservations", {"CapacityReservations": response}, params)
     lines: list[preflight.Line] = []
     preflight.check_capacity_reservations(cfg, clients, lines)
     stubber.assert_no_pending_responses()
@@ -610,53 +723,66 @@ def _check_reservations(cfg, response=None, error=None, params=None):
 
 
 def test_active_reservation_by_id_passes():
-    lines = _check_reservations(_reservation_cfg({}, [_term(id=CR)]), [_reservation()],
-                                params={"CapacityReservationIds": [CR]})
-    assert [(i.status, i.check, i.detail) for i in lines] == [(
-        "PASS", "reservation gpu-p5", f"{CR} active: p5.48xlarge in us-west-2a, 4 of 4 available")]
+    lines = _check_reservations(
+        _reservation_cfg({}, [_term(id=CR)]), [_reservation()], params={"CapacityReservationIds": [CR]}
+    )
+    assert [(i.status, i.check, i.detail) for i in lines] == [
+        ("PASS", "reservation gpu-p5", f"{CR} active: p5.48xlarge in us-west-2a, 4 of 4 available")
+    ]
 
 
 def test_unknown_reservation_id_fails():
-    lines = _check_reservations(_reservation_cfg({}, [_term(id=CR)]),
-                                error="InvalidCapacityReservationId.NotFound",
-                                params={"CapacityReservationIds": [CR]})
+    lines = _check_reservations(
+        _reservation_cfg({}, [_term(id=CR)]),
+        error="InvalidCapacityReservationId.NotFound",
+        params={"CapacityReservationIds": [CR]},
+    )
     assert lines[0].status == "FAIL" and f"{CR} not found in {REGION}" in lines[0].detail
 
 
 def test_tags_matching_nothing_fail():
     lines = _check_reservations(
-        _reservation_cfg({}, [_term(tags={"team": "llm"})]), [],
-        params={"Filters": [{"Name": "tag:team", "Values": ["llm"]}]})
+        _reservation_cfg({}, [_term(tags={"team": "llm"})]),
+        [],
+        params={"Filters": [{"Name": "tag:team", "Values": ["llm"]}]},
+    )
     assert lines[0].status == "FAIL"
     assert lines[0].detail == f"no capacity reservation matches team=llm in {REGION}"
 
 
 def test_scheduled_capacity_block_warns_with_its_start():
-    block = _reservation(State="scheduled", ReservationType="capacity-block",
-                         StartDate=datetime.datetime(2026, 12, 10, 11, 30))
-    lines = _check_reservations(_reservation_cfg({}, [_term(id=CR, reservation_type="capacity-block")]),
-                                [block])
+    block = _reservation(
+        State="scheduled", ReservationType="capacity-block", StartDate=datetime.datetime(2026, 12, 10, 11, 30)
+    )
+    lines = _check_reservations(
+        _reservation_cfg({}, [_term(id=CR, reservation_type="capacity-block")]), [block]
+    )
     assert lines[0].status == "WARN"
-    assert lines[0].detail == (f"Capacity Block {CR} (p5.48xlarge in us-west-2a) starts "
-                               "2026-12-10 11:30 UTC; no nodes from it before then")
+    assert lines[0].detail == (
+        f"Capacity Block {CR} (p5.48xlarge in us-west-2a) starts "
+        "2026-12-10 11:30 UTC; no nodes from it before then"
+    )
 
 
-@pytest.mark.parametrize("overrides, words", [
-    ({"State": "expired"}, f"{CR} (p5.48xlarge in us-west-2a) is expired"),
-    ({"State": "scheduled"}, "is scheduled"),  # only Capacity Blocks may be scheduled
-    ({"InstanceType": "p5e.48xlarge"}, "holds p5e.48xlarge, which pool gpu-p5 does not launch"),
-    ({"AvailabilityZone": "us-west-2d"}, "is in us-west-2d, outside the pool's zones"),
-    ({"ReservationType": "capacity-block"}, "is a capacity-block reservation, the pool says default"),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"State": "expired"}, f"{CR} (p5.48xlarge in us-west-2a) is expired"),
+        ({"State": "scheduled"}, "is scheduled"),  # only Capacity Blocks may be scheduled
+        ({"InstanceType": "p5e.48xlarge"}, "holds p5e.48xlarge, which pool gpu-p5 does not launch"),
+        ({"AvailabilityZone": "us-west-2d"}, "is in us-west-2d, outside the pool's zones"),
+        ({"ReservationType": "capacity-block"}, "is a capacity-block reservation, the pool says default"),
+    ],
+)
 def test_unusable_reservations_fail(overrides, words):
     lines = _check_reservations(
-        _reservation_cfg({}, [_term(id=CR, reservation_type="default")]), [_reservation(**overrides)])
+        _reservation_cfg({}, [_term(id=CR, reservation_type="default")]), [_reservation(**overrides)]
+    )
     assert lines[0].status == "FAIL" and words in lines[0].detail, lines[0].detail
 
 
 def test_reservation_outside_a_zone_restricted_pool_fails():
-    lines = _check_reservations(_reservation_cfg({"zones": ["us-west-2b"]}, [_term(id=CR)]),
-                                [_reservation()])
+    lines = _check_reservations(_reservation_cfg({"zones": ["us-west-2b"]}, [_term(id=CR)]), [_reservation()])
     assert lines[0].status == "FAIL" and "outside the pool's zones (us-west-2b)" in lines[0].detail
 
 

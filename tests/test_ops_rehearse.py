@@ -37,8 +37,7 @@ def graph(**fields) -> GraphConfig:
 
 
 def test_agg_router_runs_kv_router_and_one_mocker_per_replica():
-    local = local_graph(graph(topology="agg_router", worker={"replicas": 3},
-                              served_model_name="chat"))
+    local = local_graph(graph(topology="agg_router", worker={"replicas": 3}, served_model_name="chat"))
     assert local == LocalGraph("g", "chat", "kv", ("agg", "agg", "agg"))
 
 
@@ -49,11 +48,13 @@ def test_disagg_runs_prefill_and_decode_roles_without_kv_router():
 
 
 def test_multinode_gets_one_mocker_per_replica_whatever_the_node_count():
-    local = local_graph(graph(
-        topology="multinode",
-        prefill={"replicas": 1, "nodes": 2, "tensor_parallel_size": 16},
-        decode={"replicas": 2, "nodes": 2, "tensor_parallel_size": 16},
-    ))
+    local = local_graph(
+        graph(
+            topology="multinode",
+            prefill={"replicas": 1, "nodes": 2, "tensor_parallel_size": 16},
+            decode={"replicas": 2, "nodes": 2, "tensor_parallel_size": 16},
+        )
+    )
     assert (local.router_mode, local.workers) == (None, ("prefill", "decode", "decode"))
 
 
@@ -79,8 +80,10 @@ def config_path(tmp_path):
 def test_rehearse_prints_a_passing_smoke_report_and_cleans_up(config_path, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    result = run_ops(["rehearse", "--config", str(config_path), "--graph", "smoke-disagg",
-                      "--requests", "2"], env={"TMPDIR": str(work)})
+    result = run_ops(
+        ["rehearse", "--config", str(config_path), "--graph", "smoke-disagg", "--requests", "2"],
+        env={"TMPDIR": str(work)},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "frontend (router round-robin) + 1 prefill, 2 decode mocker worker(s)" in result.stdout
     assert "smoke passed: 8 checks" in result.stdout
@@ -97,9 +100,22 @@ def test_interrupted_rehearsal_stops_every_process(config_path, tmp_path, sig, c
     # a parallel case's smoke process is never mistaken for a leftover of this one.
     marker = str(9000 + int(sig))
     process = subprocess.Popen(
-        [sys.executable, "-m", "ops", "rehearse", "--config", str(config_path),
-         "--graph", "smoke-agg-router", "--requests", marker],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ops",
+            "rehearse",
+            "--config",
+            str(config_path),
+            "--graph",
+            "smoke-agg-router",
+            "--requests",
+            marker,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "TMPDIR": str(work)},
     )
     seen = []
@@ -114,8 +130,11 @@ def test_interrupted_rehearsal_stops_every_process(config_path, tmp_path, sig, c
     assert "stopped all Dynamo processes" in rest
     assert processes_under(work) == []
     # The smoke child gets the signal from its group; give the kernel a moment to reap it.
-    _wait_until(lambda: not [cmd for cmd in _all_cmdlines()
-                             if "-m ops smoke " in cmd and f"--requests {marker}" in cmd])
+    _wait_until(
+        lambda: (
+            not [cmd for cmd in _all_cmdlines() if "-m ops smoke " in cmd and f"--requests {marker}" in cmd]
+        )
+    )
 
 
 def test_keep_serves_on_the_printed_url_until_ctrl_c_and_leaves_nothing(config_path, tmp_path):
@@ -126,14 +145,29 @@ def test_keep_serves_on_the_printed_url_until_ctrl_c_and_leaves_nothing(config_p
     """
     work = tmp_path / "work"
     work.mkdir()
-    command = [sys.executable, "-m", "ops", "rehearse", "--config", str(config_path),
-               "--graph", "smoke-agg", "--requests", "1", "--keep"]
+    command = [
+        sys.executable,
+        "-m",
+        "ops",
+        "rehearse",
+        "--config",
+        str(config_path),
+        "--graph",
+        "smoke-agg",
+        "--requests",
+        "1",
+        "--keep",
+    ]
     if can_isolate():
-        command = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                   *command]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "TMPDIR": str(work)})
+        command = ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(work)},
+    )
     seen = []
     for line in process.stdout:
         seen.append(line)
@@ -147,9 +181,15 @@ def test_keep_serves_on_the_printed_url_until_ctrl_c_and_leaves_nothing(config_p
     assert f"  make smoke URL={url[1]}\n" in out
     prefix = ["nsenter", f"--net=/proc/{process.pid}/ns/net", "--"] if can_isolate() else []
     probe = subprocess.run(
-        [*prefix, sys.executable, "-c",
-         f"import urllib.request; print(urllib.request.urlopen('{url[1]}/v1/models').read())"],
-        capture_output=True, text=True, timeout=30,
+        [
+            *prefix,
+            sys.executable,
+            "-c",
+            f"import urllib.request; print(urllib.request.urlopen('{url[1]}/v1/models').read())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert SERVED_MODEL in probe.stdout, probe.stdout + probe.stderr
     assert processes_under(work)
@@ -168,8 +208,11 @@ def test_dead_worker_is_reported_with_its_log_and_the_group_is_stopped(tmp_path)
         mocker = dynamo._processes[1]
         os.kill(mocker.popen.pid, signal.SIGKILL)
         mocker.popen.wait()
-        with pytest.raises(LocalDynamoError, match=r"mocker-0-agg exited with code -9; last "
-                                                   r"lines of .*mocker-0-agg\.log"):
+        with pytest.raises(
+            LocalDynamoError,
+            match=r"mocker-0-agg exited with code -9; last "
+            r"lines of .*mocker-0-agg\.log",
+        ):
             dynamo.check_alive()
     assert processes_under(tmp_path) == []
 
@@ -186,8 +229,7 @@ def test_processes_die_with_a_killed_parent(tmp_path):
         print("started", flush=True)
         time.sleep(600)
     """)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO,
-                              stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert parent.stdout.readline().strip() == "started"
     assert len(processes_under(tmp_path)) == 3  # leader + frontend + mocker
     parent.kill()
@@ -212,9 +254,20 @@ def test_without_isolation_a_free_port_on_the_host_loopback_is_used(tmp_path):
         sys.exit(code)
     """)
     result = subprocess.run(
-        ["unshare", "--net", "--", "sh", "-c",
-         'ip link set lo up && exec "$0" -c "$1"', sys.executable, script],
-        cwd=REPO, capture_output=True, text=True, timeout=180,
+        [
+            "unshare",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            'ip link set lo up && exec "$0" -c "$1"',
+            sys.executable,
+            script,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke passed" in result.stdout
@@ -258,7 +311,11 @@ def test_installed_dynamo_is_the_pinned_release():
 
     require_dynamo_venv()
     for module in ("dynamo.frontend", "dynamo.mocker"):
-        result = subprocess.run([str(REPO / ".venv-dynamo/bin/python"), "-m", module, "--version"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [str(REPO / ".venv-dynamo/bin/python"), "-m", module, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         assert versions.DYNAMO in result.stdout + result.stderr

@@ -62,10 +62,7 @@ def test_smoke_fails_on_wrong_model_name(running):
     assert smoke(running, "--model", SERVED_MODEL, "--wait", "90").returncode == 0
     result = smoke(running, "--model", "wrong/model", "--wait", "2")
     assert result.returncode == 1
-    assert (
-        f"model 'wrong/model' not listed by /v1/models after 2s (listed: {SERVED_MODEL})"
-        in result.stdout
-    )
+    assert f"model 'wrong/model' not listed by /v1/models after 2s (listed: {SERVED_MODEL})" in result.stdout
     assert result.stdout.rstrip().endswith("smoke FAILED: models")
 
 

@@ -30,8 +30,10 @@ def test_refused_connection_fails_fast_with_the_port_hint():
     with closed_port() as port:
         result = run_ops(["smoke", "--url", f"http://127.0.0.1:{port}", "--wait", "10"])
     assert result.returncode == 1
-    assert (f"FAIL  models           connection refused at 127.0.0.1:{port}: nothing listens "
-            "there; check the URL's host and port") in result.stdout
+    assert (
+        f"FAIL  models           connection refused at 127.0.0.1:{port}: nothing listens "
+        "there; check the URL's host and port"
+    ) in result.stdout
     assert "make smoke GRAPH=<name>" in result.stdout
     assert "make rehearse KEEP=1" in result.stdout
     assert TIMEOUT_MESSAGE not in result.stdout
@@ -67,8 +69,9 @@ def test_a_frontend_that_answers_is_waited_for_until_wait_ends():
     thread.start()
     try:
         port = server.server_address[1]
-        result = run_ops(["smoke", "--url", f"http://127.0.0.1:{port}", "--model", "m/x",
-                          "--wait", "2"], timeout=60)
+        result = run_ops(
+            ["smoke", "--url", f"http://127.0.0.1:{port}", "--model", "m/x", "--wait", "2"], timeout=60
+        )
     finally:
         server.shutdown()
         server.server_close()

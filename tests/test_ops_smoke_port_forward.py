@@ -51,8 +51,7 @@ def kubectl(tmp_path, monkeypatch):
 def calls(log: Path) -> list[tuple[int, str]]:
     if not log.exists():
         return []
-    return [(int(pid), args) for pid, args in
-            (line.split(" ", 1) for line in log.read_text().splitlines())]
+    return [(int(pid), args) for pid, args in (line.split(" ", 1) for line in log.read_text().splitlines())]
 
 
 def alive(pid: int) -> bool:
@@ -78,8 +77,10 @@ def test_kubectl_error_is_one_line_with_the_fix(kubectl, monkeypatch):
     with pytest.raises(UsageError) as err, port_forward("dynamo", "x-frontend", 8000):
         pytest.fail("must not yield")
     message = str(err.value)
-    assert message.startswith("kubectl port-forward to svc/x-frontend in namespace dynamo failed: "
-                              'error: services "x-frontend" not found; check `kubectl get svc -n')
+    assert message.startswith(
+        "kubectl port-forward to svc/x-frontend in namespace dynamo failed: "
+        'error: services "x-frontend" not found; check `kubectl get svc -n'
+    )
     [(pid, _)] = calls(kubectl)
     assert not alive(pid)
 
@@ -112,12 +113,23 @@ def test_smoke_through_port_forward_against_real_dynamo(kubectl, tmp_path, monke
     graph = local_graph(select_graph(load_config(config), "smoke-agg", str(config)))
     with LocalDynamo(graph, tmp_path / "dynamo") as dynamo:
         monkeypatch.setenv("FAKE_KUBECTL_PORT", str(dynamo.port))
-        result = _ops(["smoke", "--graph", "smoke-agg", "--config", str(config), "--port-forward",
-                       "--requests", "2", "--wait", "90"], prefix=dynamo.netns_command([]))
+        result = _ops(
+            [
+                "smoke",
+                "--graph",
+                "smoke-agg",
+                "--config",
+                str(config),
+                "--port-forward",
+                "--requests",
+                "2",
+                "--wait",
+                "90",
+            ],
+            prefix=dynamo.netns_command([]),
+        )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"port-forward: svc/smoke-agg-frontend in dynamo -> 127.0.0.1:{dynamo.port}" in (
-        result.stdout
-    )
+    assert f"port-forward: svc/smoke-agg-frontend in dynamo -> 127.0.0.1:{dynamo.port}" in (result.stdout)
     assert "smoke passed: 8 checks" in result.stdout
     [(pid, _)] = calls(kubectl)
     assert not alive(pid)
@@ -126,9 +138,23 @@ def test_smoke_through_port_forward_against_real_dynamo(kubectl, tmp_path, monke
 def test_ctrl_c_during_smoke_stops_kubectl(kubectl, tmp_path):
     config = mocker_config(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "ops", "smoke", "--graph", "smoke-agg", "--config", str(config),
-         "--port-forward", "--wait", "600"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ops",
+            "smoke",
+            "--graph",
+            "smoke-agg",
+            "--config",
+            str(config),
+            "--port-forward",
+            "--wait",
+            "600",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stdout.readline().startswith("port-forward: svc/smoke-agg-frontend")
     [(pid, _)] = calls(kubectl)
@@ -141,8 +167,13 @@ def test_ctrl_c_during_smoke_stops_kubectl(kubectl, tmp_path):
 
 
 def _ops(args: list[str], prefix: list[str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "ops", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [*(prefix or []), sys.executable, "-m", "ops", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def _wait_until(condition, timeout: float = 10.0) -> None:

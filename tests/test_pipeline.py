@@ -50,7 +50,12 @@ def test_stages_run_dev_then_approval_then_prod(pipeline):
     assert {"network", "cluster", "registry", "platform"} <= set(stacks)
     for stack in stacks:
         approve = f"{stack}.Approve-prod-{stack}"
-        assert prod[approve]["ActionTypeId"] == {"Category": "Approval", "Owner": "AWS", "Provider": "Manual", "Version": "1"}
+        assert prod[approve]["ActionTypeId"] == {
+            "Category": "Approval",
+            "Owner": "AWS",
+            "Provider": "Manual",
+            "Version": "1",
+        }
         assert order[f"{stack}.Prepare"] < order[approve] < order[f"{stack}.Deploy"]
         assert "Change sets" in prod[approve]["Configuration"]["CustomData"]
 
@@ -72,7 +77,9 @@ def test_source_is_the_configured_connection(pipeline):
     assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
     assert source["Configuration"]["FullRepositoryId"] == "my-org/dynamo-eks"
     assert source["Configuration"]["BranchName"] == "main"
-    assert source["Configuration"]["ConnectionArn"].startswith("arn:aws:codeconnections:us-west-2:111111111111:")
+    assert source["Configuration"]["ConnectionArn"].startswith(
+        "arn:aws:codeconnections:us-west-2:111111111111:"
+    )
 
 
 def test_synth_step_runs_make_synth_with_this_config(result):
@@ -80,7 +87,8 @@ def test_synth_step_runs_make_synth_with_this_config(result):
     specs = [
         json.loads(r["Properties"]["Source"]["BuildSpec"])
         for r in template["Resources"].values()
-        if r["Type"] == "AWS::CodeBuild::Project" and "make synth" in r["Properties"]["Source"].get("BuildSpec", "")
+        if r["Type"] == "AWS::CodeBuild::Project"
+        and "make synth" in r["Properties"]["Source"].get("BuildSpec", "")
     ]
     (spec,) = specs
     assert spec["phases"]["build"]["commands"] == ["make synth CONFIG=config/examples/pipeline.yaml"]
@@ -97,7 +105,8 @@ def _artifact_bucket_and_key(template: dict) -> tuple[dict, dict]:
     resources = template["Resources"]
     (bucket,) = [r for r in resources.values() if r["Type"] == "AWS::S3::Bucket"]
     key_id = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-        "ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0]
+        "ServerSideEncryptionByDefault"
+    ]["KMSMasterKeyID"]["Fn::GetAtt"][0]
     return bucket, resources[key_id]
 
 
@@ -140,9 +149,20 @@ def test_every_pipeline_codebuild_project_logs_with_retention(result):
     assert streams == {"synth", "self-update", "assets", "security-check"}
     Template.from_json(template).has_resource_properties(
         "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like(
-            {"Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": {"Fn::GetAtt": [group, "Arn"]}}
-        )])}},
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                                "Resource": {"Fn::GetAtt": [group, "Arn"]},
+                            }
+                        )
+                    ]
+                )
+            }
+        },
     )
 
 
@@ -153,21 +173,27 @@ def test_failures_and_pending_approvals_are_notified(result):
     template.has_resource_properties(
         "AWS::CodeStarNotifications::NotificationRule",
         {
-            "EventTypeIds": Match.array_equals([
-                "codepipeline-pipeline-pipeline-execution-failed",
-                "codepipeline-pipeline-pipeline-execution-canceled",
-                "codepipeline-pipeline-action-execution-failed",
-                "codepipeline-pipeline-manual-approval-needed",
-            ]),
+            "EventTypeIds": Match.array_equals(
+                [
+                    "codepipeline-pipeline-pipeline-execution-failed",
+                    "codepipeline-pipeline-pipeline-execution-canceled",
+                    "codepipeline-pipeline-action-execution-failed",
+                    "codepipeline-pipeline-manual-approval-needed",
+                ]
+            ),
             "Targets": [{"TargetType": "SNS", "TargetAddress": Match.any_value()}],
         },
     )
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     template.has_resource_properties(
         "AWS::KMS::Key",
-        {"KeyPolicy": {"Statement": Match.array_with([Match.object_like(
-            {"Principal": {"Service": "codestar-notifications.amazonaws.com"}}
-        )])}},
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Principal": {"Service": "codestar-notifications.amazonaws.com"}})]
+                )
+            }
+        },
     )
     assert "NotificationTopicArn" in result.templates["dynamo-pipeline"]["Outputs"]
 
@@ -177,8 +203,13 @@ def test_stage_stacks_are_the_environment_stacks(result):
     for env in ("dev", "prod"):
         assert {f"{env}-network", f"{env}-cluster", f"{env}-registry"} <= names
     prod_repo = result.templates["prod-registry"]
-    retained = [r for r in prod_repo["Resources"].values() if r["Type"] == "AWS::ECR::Repository"
-                and r["Properties"]["RepositoryName"].startswith("dynamo-prod/") and "runtime" in r["Properties"]["RepositoryName"]]
+    retained = [
+        r
+        for r in prod_repo["Resources"].values()
+        if r["Type"] == "AWS::ECR::Repository"
+        and r["Properties"]["RepositoryName"].startswith("dynamo-prod/")
+        and "runtime" in r["Properties"]["RepositoryName"]
+    ]
     assert retained and {r["DeletionPolicy"] for r in retained} == {"Retain"}
 
 
@@ -197,25 +228,51 @@ def config_file(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["pipeline"].update(account="12345"), "pipeline.account: '12345' is not an AWS account id"),
-        (lambda d: d["pipeline"].update(connection_arn="arn:aws:codestar:us-west-2:1:x"), "pipeline.connection_arn: 'arn:aws:codestar:us-west-2:1:x' is not a CodeConnections connection ARN"),
-        (lambda d: d["pipeline"].update(repository="dynamo-eks"), "pipeline.repository: 'dynamo-eks' is not owner/name"),
-        (lambda d: d["pipeline"].update(notification_emails=["ops"]), "pipeline.notification_emails: 'ops' is not an email address"),
-        (lambda d: d["pipeline"]["environments"][1]["overrides"].update(account="3333"),
-         "pipeline.environments.1 (prod): account: '3333' is not an AWS account id"),
-        (lambda d: d["pipeline"]["environments"][1]["overrides"].pop("account"),
-         "pipeline.environments.1.overrides: overrides must set 'account'"),
-        (lambda d: d["pipeline"]["environments"][1]["overrides"].update(environment="dev"),
-         "pipeline.environments.1 (dev): environment 'dev' is already used by pipeline.environments.0"),
-        (lambda d: d["pipeline"]["environments"][1]["overrides"].update(account="222222222222", cluster={"name": "dynamo-dev"}),
-         "pipeline.environments.1 (prod): cluster.name 'dynamo-dev' is already used by "
-         "pipeline.environments.0 (dev) in account 222222222222; IAM role names, ECR repositories, "
-         "the image-build project and the interruption queue derive from it, so set a distinct "
-         "cluster.name in one of their overrides"),
-        (lambda d: d["pipeline"]["environments"][0]["overrides"]["cluster"].update(nmae="x"),
-         "pipeline.environments.0 (dev): cluster.nmae: unknown key 'nmae'; did you mean 'name'?"),
-        (lambda d: d["pipeline"]["environments"][0]["overrides"].update(region="eu-west-1"),
-         "pipeline.environments.0 (dev): network.availability_zones: 'us-west-2a' is not a zone of eu-west-1"),
+        (
+            lambda d: d["pipeline"].update(account="12345"),
+            "pipeline.account: '12345' is not an AWS account id",
+        ),
+        (
+            lambda d: d["pipeline"].update(connection_arn="arn:aws:codestar:us-west-2:1:x"),
+            "pipeline.connection_arn: 'arn:aws:codestar:us-west-2:1:x' is not a CodeConnections connection ARN",
+        ),
+        (
+            lambda d: d["pipeline"].update(repository="dynamo-eks"),
+            "pipeline.repository: 'dynamo-eks' is not owner/name",
+        ),
+        (
+            lambda d: d["pipeline"].update(notification_emails=["ops"]),
+            "pipeline.notification_emails: 'ops' is not an email address",
+        ),
+        (
+            lambda d: d["pipeline"]["environments"][1]["overrides"].update(account="3333"),
+            "pipeline.environments.1 (prod): account: '3333' is not an AWS account id",
+        ),
+        (
+            lambda d: d["pipeline"]["environments"][1]["overrides"].pop("account"),
+            "pipeline.environments.1.overrides: overrides must set 'account'",
+        ),
+        (
+            lambda d: d["pipeline"]["environments"][1]["overrides"].update(environment="dev"),
+            "pipeline.environments.1 (dev): environment 'dev' is already used by pipeline.environments.0",
+        ),
+        (
+            lambda d: d["pipeline"]["environments"][1]["overrides"].update(
+                account="222222222222", cluster={"name": "dynamo-dev"}
+            ),
+            "pipeline.environments.1 (prod): cluster.name 'dynamo-dev' is already used by "
+            "pipeline.environments.0 (dev) in account 222222222222; IAM role names, ECR repositories, "
+            "the image-build project and the interruption queue derive from it, so set a distinct "
+            "cluster.name in one of their overrides",
+        ),
+        (
+            lambda d: d["pipeline"]["environments"][0]["overrides"]["cluster"].update(nmae="x"),
+            "pipeline.environments.0 (dev): cluster.nmae: unknown key 'nmae'; did you mean 'name'?",
+        ),
+        (
+            lambda d: d["pipeline"]["environments"][0]["overrides"].update(region="eu-west-1"),
+            "pipeline.environments.0 (dev): network.availability_zones: 'us-west-2a' is not a zone of eu-west-1",
+        ),
     ],
 )
 def test_bad_pipeline_settings_are_one_line(config_file, mutate, expected):
@@ -229,7 +286,9 @@ def test_bad_pipeline_settings_are_one_line(config_file, mutate, expected):
 def test_same_cluster_name_in_different_accounts_is_fine(config_file):
     from config.environments import environment_configs
 
-    path = config_file(lambda d: d["pipeline"]["environments"][1]["overrides"].update(cluster={"name": "dynamo-dev"}))
+    path = config_file(
+        lambda d: d["pipeline"]["environments"][1]["overrides"].update(cluster={"name": "dynamo-dev"})
+    )
     cfg = load_config(path)
     names = [(env.account, env.cluster.name) for _, env in environment_configs(cfg, path)]
     assert names == [("222222222222", "dynamo-dev"), ("333333333333", "dynamo-dev")]
@@ -249,8 +308,12 @@ def test_post_deploy_step_runs_after_its_stage(config_file):
     path = config_file(mutate)
     cfg = load_config(path)
     stack = PipelineStack(
-        cdk.App(), "p", pipeline=cfg.pipeline, environments=environment_configs(cfg, path),
-        config_path="config/p.yaml", env=cdk.Environment(account="111111111111", region="us-west-2"),
+        cdk.App(),
+        "p",
+        pipeline=cfg.pipeline,
+        environments=environment_configs(cfg, path),
+        config_path="config/p.yaml",
+        env=cdk.Environment(account="111111111111", region="us-west-2"),
     )
     props = Template.from_stack(stack).find_resources("AWS::CodePipeline::Pipeline")
     (pipeline,) = props.values()
@@ -260,7 +323,9 @@ def test_post_deploy_step_runs_after_its_stage(config_file):
     assert actions[-1]["ActionTypeId"]["Provider"] == "CodeBuild"
     # The post-deploy step logs to the pipeline's group too; the address gets notifications.
     projects = Template.from_stack(stack).find_resources("AWS::CodeBuild::Project")
-    assert {p["Properties"]["LogsConfig"]["CloudWatchLogs"]["StreamName"] for p in projects.values()} >= {"step"}
+    assert {p["Properties"]["LogsConfig"]["CloudWatchLogs"]["StreamName"] for p in projects.values()} >= {
+        "step"
+    }
     Template.from_stack(stack).has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "platform@example.com"}
     )
@@ -290,9 +355,21 @@ def test_make_synth_of_the_pipeline_config_is_offline(tmp_path):
         "HTTP_PROXY": "http://127.0.0.1:9",
     }
     result = subprocess.run(
-        [str(REPO / "node_modules" / ".bin" / "cdk"), "synth", "--no-notices", "--quiet",
-         "--no-version-reporting", "-c", "config=config/examples/pipeline.yaml", "-o", str(tmp_path / "out")],
-        cwd=REPO, env=env, capture_output=True, text=True,
+        [
+            str(REPO / "node_modules" / ".bin" / "cdk"),
+            "synth",
+            "--no-notices",
+            "--quiet",
+            "--no-version-reporting",
+            "-c",
+            "config=config/examples/pipeline.yaml",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

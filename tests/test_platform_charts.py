@@ -128,7 +128,10 @@ def test_hf_token_external_secret(objects, cfg):
         {"secretKey": HF_TOKEN_KEY, "remoteRef": {"key": f"{cfg.cluster.name}/hf-token"}}
     ]
     (store,) = by_kind(objects, "ClusterSecretStore")
-    assert secret["spec"]["secretStoreRef"] == {"kind": "ClusterSecretStore", "name": store["metadata"]["name"]}
+    assert secret["spec"]["secretStoreRef"] == {
+        "kind": "ClusterSecretStore",
+        "name": store["metadata"]["name"],
+    }
     assert store["spec"]["provider"]["aws"] == {"service": "SecretsManager", "region": cfg.region}
     assert store["spec"]["conditions"] == [{"namespaces": [INFERENCE_NAMESPACE, MONITORING_NAMESPACE]}]
 
@@ -167,14 +170,18 @@ def test_prometheus_keeps_its_data_on_an_encrypted_gp3_volume(objects):
     assert claim["storageClassName"] == EBS_STORAGE_CLASS
     assert claim["resources"]["requests"]["storage"] == "50Gi"
     assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
-    retained = kube_prometheus_stack_values(MonitoringConfig(), retain_data=True)["prometheus"]["prometheusSpec"]
+    retained = kube_prometheus_stack_values(MonitoringConfig(), retain_data=True)["prometheus"][
+        "prometheusSpec"
+    ]
     assert retained["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
 def test_dashboard_config_maps_are_picked_up_by_the_sidecar(objects):
     config_maps = {c["metadata"]["name"]: c for c in by_kind(objects, "ConfigMap")}
     assert set(config_maps) == {
-        "grafana-dashboard-dynamo", "grafana-dashboard-dynamo-kvbm", "grafana-dashboard-dynamo-operator"
+        "grafana-dashboard-dynamo",
+        "grafana-dashboard-dynamo-kvbm",
+        "grafana-dashboard-dynamo-operator",
     }
     for config_map in config_maps.values():
         assert config_map["metadata"]["namespace"] == MONITORING_NAMESPACE
@@ -200,8 +207,12 @@ def test_monitoring_off_renders_no_monitoring_objects(cfg):
 
 def prefetch_job(**overrides) -> dict:
     chart = cdk8s.Chart(cdk8s.App(), "prefetch")
-    args = {"graph_name": "r1-8b", "model_id": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
-            "image": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1", **overrides}
+    args = {
+        "graph_name": "r1-8b",
+        "model_id": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+        "image": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:1.6.1",
+        **overrides,
+    }
     model_prefetch_job(chart, **args)
     (job,) = chart.to_json()
     return job
@@ -290,21 +301,38 @@ def test_prefetch_calls_the_real_huggingface_hub_and_skips_what_no_engine_loads(
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {REPO / ".venv-dynamo" / "bin" / "python"} "$@"\n')
     (bin_dir / "python3").chmod(0o755)
-    files = ["config.json", "tokenizer.json", "model-00001-of-00191.safetensors",
-             "original/consolidated.00.pth", "original/params.json", "extra/weights.pth"]
+    files = [
+        "config.json",
+        "tokenizer.json",
+        "model-00001-of-00191.safetensors",
+        "original/consolidated.00.pth",
+        "original/params.json",
+        "extra/weights.pth",
+    ]
     marker = tmp_path / "marker"
     job = prefetch_job()
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     result = subprocess.run(
         [shutil.which("sh"), "-c", SCRIPT],
-        env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(tmp_path),
-             "MODEL_ID": "org/model", "MARKER": str(marker), "IGNORE_PATTERNS": env["IGNORE_PATTERNS"],
-             "REPO_FILES": json.dumps(files), "KEPT": str(tmp_path / "kept.json")},
-        capture_output=True, text=True, timeout=60,
+        env={
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "PYTHONPATH": str(tmp_path),
+            "MODEL_ID": "org/model",
+            "MARKER": str(marker),
+            "IGNORE_PATTERNS": env["IGNORE_PATTERNS"],
+            "REPO_FILES": json.dumps(files),
+            "KEPT": str(tmp_path / "kept.json"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "kept.json").read_text()) == [
-        "config.json", "tokenizer.json", "model-00001-of-00191.safetensors"]
+        "config.json",
+        "tokenizer.json",
+        "model-00001-of-00191.safetensors",
+    ]
 
 
 def test_monitors_give_the_planner_its_dynamo_namespace_label(objects):
@@ -313,10 +341,16 @@ def test_monitors_give_the_planner_its_dynamo_namespace_label(objects):
     pod label and keep the workers' own (honorLabels)."""
     require_dynamo_venv()
     done = subprocess.run(
-        [str(REPO / ".venv-dynamo" / "bin" / "python"), "-c",
-         "import importlib.util, pathlib; spec = importlib.util.find_spec('dynamo');"
-         "print((pathlib.Path(spec.submodule_search_locations[0]) / 'planner/monitoring/traffic_metrics.py').read_text())"],
-        capture_output=True, text=True, check=True, timeout=60,
+        [
+            str(REPO / ".venv-dynamo" / "bin" / "python"),
+            "-c",
+            "import importlib.util, pathlib; spec = importlib.util.find_spec('dynamo');"
+            "print((pathlib.Path(spec.submodule_search_locations[0]) / 'planner/monitoring/traffic_metrics.py').read_text())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     planner_source = done.stdout
     label = "dynamo_namespace"
@@ -326,5 +360,7 @@ def test_monitors_give_the_planner_its_dynamo_namespace_label(objects):
             continue  # the operator is not a Dynamo graph component
         (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
         assert endpoint["honorLabels"] is True, monitor["metadata"]["name"]
-        assert {"sourceLabels": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_namespace"],
-                "targetLabel": label} in endpoint["relabelings"], monitor["metadata"]["name"]
+        assert {
+            "sourceLabels": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_namespace"],
+            "targetLabel": label,
+        } in endpoint["relabelings"], monitor["metadata"]["name"]

@@ -35,9 +35,17 @@ def test_section_is_optional_and_defaults_match_default_yaml(tmp_path):
     "platform,field,hint",
     [
         ({"monitoring": {"enabled": False}}, "platform.monitoring", "set dcgm_exporter: false"),
-        ({"monitoring": {"prometheus_retention_size_gib": 2000}}, "platform.monitoring.prometheus_retention_size_gib", "1600"),
+        (
+            {"monitoring": {"prometheus_retention_size_gib": 2000}},
+            "platform.monitoring.prometheus_retention_size_gib",
+            "1600",
+        ),
         ({"monitoring": {"prometheus_retention_size_gib": 45}}, "platform.monitoring", "at most 40"),
-        ({"model_cache": {"prefetch_backoff_limit": 50}}, "platform.model_cache.prefetch_backoff_limit", "10"),
+        (
+            {"model_cache": {"prefetch_backoff_limit": 50}},
+            "platform.model_cache.prefetch_backoff_limit",
+            "10",
+        ),
         ({"model_cache": {"sizegib": 10}}, "platform.model_cache.sizegib", "size_gib"),
     ],
 )

@@ -36,7 +36,9 @@ def test_subchart_exceptions_are_absent_upstream():
 
 def test_prometheus_selectors_are_explicit_and_retention_from_config():
     spec = kube_prometheus_stack_values(
-        MonitoringConfig(prometheus_retention_days=3, prometheus_retention_size_gib=5, scrape_interval_seconds=30),
+        MonitoringConfig(
+            prometheus_retention_days=3, prometheus_retention_size_gib=5, scrape_interval_seconds=30
+        ),
         retain_data=False,
     )["prometheus"]["prometheusSpec"]
     assert spec["retention"] == "3d" and spec["retentionSize"] == "5GB" and spec["scrapeInterval"] == "30s"

@@ -17,7 +17,10 @@ def resources(synth, kind: str) -> dict[str, dict]:
 
 
 def helm_releases(synth) -> dict[str, dict]:
-    return {r["Properties"]["Release"]: (k, r) for k, r in resources(synth, "Custom::AWSCDK-EKS-HelmChart").items()}
+    return {
+        r["Properties"]["Release"]: (k, r)
+        for k, r in resources(synth, "Custom::AWSCDK-EKS-HelmChart").items()
+    }
 
 
 def test_model_cache_file_system(default_synth):
@@ -33,7 +36,8 @@ def test_model_cache_file_system(default_synth):
 def test_mount_targets_are_in_private_subnets(default_synth):
     network = default_synth.template("network")["Resources"]
     private = {
-        k for k, r in network.items()
+        k
+        for k, r in network.items()
         if r["Type"] == "AWS::EC2::Subnet" and not r["Properties"].get("MapPublicIpOnLaunch", False)
     }
     for target in resources(default_synth, "AWS::EFS::MountTarget").values():
@@ -51,7 +55,9 @@ def test_nfs_only_from_the_cluster_security_group(default_synth):
 
 
 def test_hf_token_secret_is_created_without_a_value(default_synth):
-    secrets = {r["Properties"]["Name"]: r for r in resources(default_synth, "AWS::SecretsManager::Secret").values()}
+    secrets = {
+        r["Properties"]["Name"]: r for r in resources(default_synth, "AWS::SecretsManager::Secret").values()
+    }
     token = secrets["dynamo-dev/hf-token"]["Properties"]
     assert "SecretString" not in token and "GenerateSecretString" not in token
     grafana = secrets["dynamo-dev/grafana-admin"]["Properties"]
@@ -79,9 +85,18 @@ def test_external_secrets_role_reads_only_our_secrets(default_synth):
     "release,chart,repository,version",
     [
         ("dynamo-platform", "dynamo-platform", versions.DYNAMO_PLATFORM_CHART_REPO, versions.DYNAMO),
-        ("external-secrets", "external-secrets", versions.EXTERNAL_SECRETS_CHART_REPO, versions.EXTERNAL_SECRETS),
-        ("kube-prometheus-stack", "kube-prometheus-stack", versions.PROMETHEUS_COMMUNITY_CHART_REPO,
-         versions.KUBE_PROMETHEUS_STACK),
+        (
+            "external-secrets",
+            "external-secrets",
+            versions.EXTERNAL_SECRETS_CHART_REPO,
+            versions.EXTERNAL_SECRETS,
+        ),
+        (
+            "kube-prometheus-stack",
+            "kube-prometheus-stack",
+            versions.PROMETHEUS_COMMUNITY_CHART_REPO,
+            versions.KUBE_PROMETHEUS_STACK,
+        ),
         ("dcgm-exporter", "dcgm-exporter", versions.DCGM_EXPORTER_CHART_REPO, versions.DCGM_EXPORTER),
     ],
 )
@@ -132,7 +147,8 @@ def test_every_release_installs_into_a_namespace_we_create_first(default_synth):
     template = default_synth.template("platform")
     manifests = resources(default_synth, "Custom::AWSCDK-EKS-KubernetesResource")
     (ns_id,) = [
-        k for k, r in manifests.items()
+        k
+        for k, r in manifests.items()
         if isinstance(r["Properties"]["Manifest"], str)
         and {o["kind"] for o in json.loads(r["Properties"]["Manifest"])} == {"Namespace"}
     ]

@@ -25,8 +25,11 @@ def releases(template: dict) -> dict[str, dict]:
 def test_monitoring_off_installs_no_monitoring():
     template = synth(NO_MONITORING).template("platform")
     assert set(releases(template)) == {"dynamo-platform", "external-secrets"}
-    names = [r["Properties"].get("Name") for r in template["Resources"].values()
-             if r["Type"] == "AWS::SecretsManager::Secret"]
+    names = [
+        r["Properties"].get("Name")
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::SecretsManager::Secret"
+    ]
     assert names == ["dynamo-nomon/hf-token"]
     values = json.loads(releases(template)["dynamo-platform"]["Values"])
     assert values["dynamo-operator"]["dynamo"]["metrics"]["prometheusEndpoint"] == ""
@@ -47,8 +50,10 @@ def test_retained_environment_keeps_the_model_cache():
     (file_system,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::EFS::FileSystem"]
     assert file_system["DeletionPolicy"] == "Retain"
     volumes = [
-        r for r in template["Resources"].values()
-        if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource" and "StorageClass" in str(r["Properties"]["Manifest"])
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "Custom::AWSCDK-EKS-KubernetesResource"
+        and "StorageClass" in str(r["Properties"]["Manifest"])
     ]
     assert len(volumes) == 2  # model cache (EFS) and Prometheus (EBS)
     for volume in volumes:

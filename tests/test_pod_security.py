@@ -51,8 +51,10 @@ def exception(spec: dict) -> str | None:
 
 def allowed_by_exception(line: str) -> bool:
     """The only violations an exception may have: the EFA capabilities, nothing else."""
-    return line.startswith("Capabilities:") and " adds " in line and all(
-        cap in EFA_CAPABILITIES for cap in line.split(" adds ")[1].strip("[]'").split("', '")
+    return (
+        line.startswith("Capabilities:")
+        and " adds " in line
+        and all(cap in EFA_CAPABILITIES for cap in line.split(" adds ")[1].strip("[]'").split("', '"))
     )
 
 
@@ -82,22 +84,36 @@ def test_every_pod_runs_as_the_image_user_on_a_read_only_root(label):
 
 
 def test_the_shipped_configs_render_pods_of_every_kind_we_make():
-    names = {name.split("/")[0] + "/" + name.split("/")[-1].split("-")[0]
-             for label in labels() for objects in rendered(label).values() for name, _ in pod_specs(objects)}
-    for expected in ("DynamoGraphDeployment/frontend", "DynamoGraphDeployment/planner",
-                     "DynamoGraphDeployment/decode", "Job/model"):
+    names = {
+        name.split("/")[0] + "/" + name.split("/")[-1].split("-")[0]
+        for label in labels()
+        for objects in rendered(label).values()
+        for name, _ in pod_specs(objects)
+    }
+    for expected in (
+        "DynamoGraphDeployment/frontend",
+        "DynamoGraphDeployment/planner",
+        "DynamoGraphDeployment/decode",
+        "Job/model",
+    ):
         assert expected in names, names
 
 
 def test_efa_workers_are_the_only_exception_and_add_only_ipc_lock():
     efa = [
-        (name, spec) for label in labels() for objects in rendered(label).values()
-        for name, spec in pod_specs(objects) if exception(spec)
+        (name, spec)
+        for label in labels()
+        for objects in rendered(label).values()
+        for name, spec in pod_specs(objects)
+        if exception(spec)
     ]
     assert efa, "a shipped config has EFA workers; the exception must be exercised"
     for name, spec in efa:
         (container,) = spec["containers"]
-        assert container["securityContext"]["capabilities"] == {"add": list(EFA_CAPABILITIES), "drop": ["ALL"]}, name
+        assert container["securityContext"]["capabilities"] == {
+            "add": list(EFA_CAPABILITIES),
+            "drop": ["ALL"],
+        }, name
 
 
 PLANTED = {
@@ -139,7 +155,9 @@ def test_the_checker_refuses_a_planted_violating_pod(mutation, control):
 def namespaces(label: str) -> dict[str, dict]:
     return {
         o["metadata"]["name"]: o["metadata"]
-        for objects in rendered(label).values() for o in objects if o["kind"] == "Namespace"
+        for objects in rendered(label).values()
+        for o in objects
+        if o["kind"] == "Namespace"
     }
 
 

@@ -17,14 +17,23 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_clean():
-    result = subprocess.run([_tool("ruff"), "check", "--output-format", "concise", "."], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("ruff"), "check", "--output-format", "concise", "."], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_clean():
     # The checked paths, plugins and strictness are [tool.mypy] in pyproject.toml; the cache
     # (.mypy_cache/) makes a rerun take seconds instead of a minute.
-    result = subprocess.run([_tool("mypy"), "--no-error-summary", "--no-pretty"], cwd=REPO,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("mypy"), "--no-error-summary", "--no-pretty"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_clean():
+    result = subprocess.run(
+        [_tool("ruff"), "format", "--check", "."], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,7 +19,9 @@ def test_repository_hardened(default_synth, image):
             "ImageTagMutability": "IMMUTABLE",
             "ImageScanningConfiguration": {"ScanOnPush": True},
             "EncryptionConfiguration": {"EncryptionType": "KMS"},
-            "LifecyclePolicy": Match.object_like({"LifecyclePolicyText": Match.string_like_regexp("untagged")}),
+            "LifecyclePolicy": Match.object_like(
+                {"LifecyclePolicyText": Match.string_like_regexp("untagged")}
+            ),
         },
     )
 
@@ -31,4 +33,6 @@ def test_dev_empties_repositories_on_destroy(default_synth):
 
 def test_outputs_give_uris(default_synth):
     outputs = default_synth.template("registry")["Outputs"]
-    assert len([o for o in outputs.values() if "repository" in o.get("Description", "").lower()]) == len(ECR_IMAGES)
+    assert len([o for o in outputs.values() if "repository" in o.get("Description", "").lower()]) == len(
+        ECR_IMAGES
+    )

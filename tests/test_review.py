@@ -154,12 +154,20 @@ def test_monitoring_off_deletes_the_grafana_admin_secret_loudly():
     stateful deletion in the corpus, reported with exit 3 (README: "Review a change")."""
     result, _ = reviewed("monitoring_off")
     ((stack, change, _),) = result.stateful
-    assert (stack.stack_name, change.type, change.impact) == ("dev-platform", "AWS::SecretsManager::Secret", "destroy")
+    assert (stack.stack_name, change.type, change.impact) == (
+        "dev-platform",
+        "AWS::SecretsManager::Secret",
+        "destroy",
+    )
     assert "GrafanaAdmin" in change.logical_id
     assert result.exit_code == rv.EXIT_STATEFUL
     m = _manifests("monitoring_off")
     assert "HelmRelease/monitoring/kube-prometheus-stack.yaml" in m.removed
-    assert not [n for n in m.removed if n.startswith(("DynamoGraphDeployment/", "NodePool/", "HelmRelease/dynamo-system/"))]
+    assert not [
+        n
+        for n in m.removed
+        if n.startswith(("DynamoGraphDeployment/", "NodePool/", "HelmRelease/dynamo-system/"))
+    ]
 
 
 def test_add_environment_adds_its_stacks_and_leaves_the_others():
@@ -169,7 +177,9 @@ def test_add_environment_adds_its_stacks_and_leaves_the_others():
         by_env.setdefault(stack.environment, set()).add(stack.status)
     assert by_env["staging"] == {"added"}
     assert by_env["dev"] == {"unchanged"} and by_env["prod"] == {"unchanged"}
-    assert not [m for m in result.manifests if m.environment != "staging" and (m.added or m.changed or m.removed)]
+    assert not [
+        m for m in result.manifests if m.environment != "staging" and (m.added or m.changed or m.removed)
+    ]
 
 
 def test_cluster_rename_is_a_replacement_of_the_eks_cluster():
@@ -194,7 +204,9 @@ def test_max_model_len_is_a_small_yaml_diff_of_one_graph():
     changed = [line for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     before, after = corpus.max_model_len_values()
     # each engine component (prefill and decode in the default graph) passes it once
-    assert changed and set(changed) == {f"-          - '{before}'", f"+          - '{after}'"}, "\n".join(diff)
+    assert changed and set(changed) == {f"-          - '{before}'", f"+          - '{after}'"}, "\n".join(
+        diff
+    )
     assert len(changed) <= 4
     assert [s.stack_name for s in result.stacks if s.status != "unchanged"] == ["dev-inference"]
     assert result.exit_code == rv.EXIT_OK
@@ -259,9 +271,17 @@ def test_manifests_with_tokens_render_as_yaml():
     [
         ({"exit_code": 0, "stateful": [], "broadening": []}, "", 0),
         ({"exit_code": 3, "stateful": [{"type": "AWS::EKS::Cluster"}], "broadening": []}, "", 1),
-        ({"exit_code": 3, "stateful": [{"type": "AWS::EKS::Cluster"}], "broadening": []}, rv.ACCEPT_REPLACEMENT_LABEL, 0),
+        (
+            {"exit_code": 3, "stateful": [{"type": "AWS::EKS::Cluster"}], "broadening": []},
+            rv.ACCEPT_REPLACEMENT_LABEL,
+            0,
+        ),
         ({"exit_code": 3, "stateful": [{}], "broadening": ["dev-cluster"]}, rv.ACCEPT_REPLACEMENT_LABEL, 1),
-        ({"exit_code": 4, "stateful": [], "broadening": ["dev-cluster"]}, f"x,{rv.ACCEPT_BROADENING_LABEL}", 0),
+        (
+            {"exit_code": 4, "stateful": [], "broadening": ["dev-cluster"]},
+            f"x,{rv.ACCEPT_BROADENING_LABEL}",
+            0,
+        ),
         ({"exit_code": 1, "error": "boom"}, f"{rv.ACCEPT_REPLACEMENT_LABEL},{rv.ACCEPT_BROADENING_LABEL}", 1),
     ],
 )
@@ -270,7 +290,9 @@ def test_gate_honours_labels(tmp_path, status, labels, code):
     path.write_text(json.dumps(status))
     result = subprocess.run(
         [sys.executable, "-m", "ops.review", "gate", str(path), "--labels", labels],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
@@ -278,7 +300,10 @@ def test_gate_honours_labels(tmp_path, status, labels, code):
 
 def test_gate_without_status_fails(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "ops.review", "gate", str(tmp_path / "missing.json")], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "ops.review", "gate", str(tmp_path / "missing.json")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "did not finish" in result.stderr
 
@@ -288,7 +313,11 @@ def test_gate_without_status_fails(tmp_path):
 
 def _ops(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ops", "review", *args], cwd=cwd, env=_no_aws_env(), capture_output=True, text=True
+        [sys.executable, "-m", "ops", "review", *args],
+        cwd=cwd,
+        env=_no_aws_env(),
+        capture_output=True,
+        text=True,
     )
 
 
@@ -309,8 +338,12 @@ def test_worktree_base_and_head_at_the_same_commit_is_no_changes(tmp_path):
 
 def test_cli_exit_status_for_a_stateful_deletion(tmp_path):
     result = _ops(
-        "--base-dir", str(corpus.assembly("default")), "--head-dir", str(corpus.assembly("monitoring_off")),
-        "--out", str(tmp_path / "review"),
+        "--base-dir",
+        str(corpus.assembly("default")),
+        "--head-dir",
+        str(corpus.assembly("monitoring_off")),
+        "--out",
+        str(tmp_path / "review"),
     )
     assert result.returncode == rv.EXIT_STATEFUL, result.stderr
     assert "AWS::SecretsManager::Secret" in result.stdout
@@ -333,10 +366,16 @@ def test_bad_input_is_one_error_line(tmp_path, args, message):
 
 def test_invalid_config_is_one_error_line(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "config" / "default.yaml").read_text().replace("nat_gateways: 1", "nat_gateways: lots"))
+    bad.write_text(
+        (REPO / "config" / "default.yaml").read_text().replace("nat_gateways: 1", "nat_gateways: lots")
+    )
     result = _ops("--base", "HEAD", "--config", str(bad), "--out", str(tmp_path / "review"))
     assert result.returncode == 1
-    assert result.stderr.startswith("error: ") and "nat_gateways" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.stderr.startswith("error: ")
+        and "nat_gateways" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 # --------------------------------------------------------------------------- PR jobs
@@ -349,7 +388,9 @@ BUILDSPEC = REPO / "ops" / "review-buildspec.yml"
 def test_workflow_passes_actionlint():
     actionlint = Path(sys.executable).parent / "actionlint"
     assert actionlint.exists(), "actionlint missing: make setup installs requirements-dev.txt"
-    result = subprocess.run([str(actionlint), "-no-color", str(WORKFLOW)], cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(actionlint), "-no-color", str(WORKFLOW)], cwd=REPO, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -423,7 +464,9 @@ def _run_buildspec(tmp_path: Path, status: dict, **env_overrides: str) -> tuple[
         for command in body["commands"]:
             lines.append(f"eval {shlex.quote(command)} || exit 1")
     lines.append('echo "REVIEW_EXIT_CODE=$REVIEW_EXIT_CODE"')
-    result = subprocess.run(["bash", "-c", "\n".join(lines)], env=env, capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(lines)], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
     recorded = calls.read_text().splitlines() if calls.exists() else []
     return result.returncode, recorded, result.stdout + result.stderr
 
@@ -445,9 +488,14 @@ def test_buildspec_fails_on_replacement_unless_labelled(tmp_path):
     rc, calls, output = _run_buildspec(unlabelled, status)
     assert rc != 0 and rv.ACCEPT_REPLACEMENT_LABEL in output
     rc, calls, output = _run_buildspec(
-        labelled, status, GITHUB_TOKEN="t0ken", LABELS_JSON=json.dumps([{"name": rv.ACCEPT_REPLACEMENT_LABEL}])
+        labelled,
+        status,
+        GITHUB_TOKEN="t0ken",
+        LABELS_JSON=json.dumps([{"name": rv.ACCEPT_REPLACEMENT_LABEL}]),
     )
     assert rc == 0, output
     posted = [c for c in calls if c.startswith("curl") and "-X POST" in c]
-    assert len(posted) == 1 and "https://api.github.com/repos/my-org/dynamo-eks/issues/17/comments" in posted[0]
+    assert (
+        len(posted) == 1 and "https://api.github.com/repos/my-org/dynamo-eks/issues/17/comments" in posted[0]
+    )
     assert json.loads((labelled / "dist" / "review" / "comment.json").read_text()) == {"body": "# summary\n"}

@@ -33,10 +33,15 @@ UPSTREAM_VALUES = yaml.safe_load(
 
 def workers(path: Path) -> list[dict]:
     cfg = load_config(path)
-    objects = [o for c in graph_charts.build(cdk8s.App(), cfg, graph_charts.review_inputs(cfg)) for o in c.to_json()]
+    objects = [
+        o for c in graph_charts.build(cdk8s.App(), cfg, graph_charts.review_inputs(cfg)) for o in c.to_json()
+    ]
     return [
-        c for o in objects if o["kind"] == "DynamoGraphDeployment"
-        for c in o["spec"]["components"] if c["type"] in ("worker", "prefill", "decode")
+        c
+        for o in objects
+        if o["kind"] == "DynamoGraphDeployment"
+        for c in o["spec"]["components"]
+        if c["type"] in ("worker", "prefill", "decode")
     ]
 
 
@@ -105,7 +110,13 @@ def test_operator_pod_monitor_targets_the_manager_on_the_metrics_port():
     (endpoint,) = operator["spec"]["podMetricsEndpoints"]
     assert endpoint["honorLabels"] is True
     relabels = endpoint["relabelings"]
-    assert {"action": "keep", "regex": "manager", "sourceLabels": ["__meta_kubernetes_pod_container_name"]} in relabels
-    assert any(r.get("targetLabel") == "__address__" and r["replacement"] == f"$1:{OPERATOR_METRICS_PORT}"
-               for r in relabels)
+    assert {
+        "action": "keep",
+        "regex": "manager",
+        "sourceLabels": ["__meta_kubernetes_pod_container_name"],
+    } in relabels
+    assert any(
+        r.get("targetLabel") == "__address__" and r["replacement"] == f"$1:{OPERATOR_METRICS_PORT}"
+        for r in relabels
+    )
     assert validate_all([operator]) == []

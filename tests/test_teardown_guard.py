@@ -54,8 +54,11 @@ def _tags(pairs: dict[str, str]) -> list[dict]:
 def karpenter_tags(kind: str, cluster: str = CLUSTER, nodepool: str = "gpu-g6") -> dict[str, str]:
     """The tags Karpenter puts on a resource of this kind (from the record), filled in."""
     values = {
-        "{cluster}": cluster, "{nodepool}": nodepool, "{ec2nodeclass}": "gpu",
-        "{nodeclaim}": f"{nodepool}-x7k2p", "{node-name}": "ip-10-0-3-17.us-west-2.compute.internal",
+        "{cluster}": cluster,
+        "{nodepool}": nodepool,
+        "{ec2nodeclass}": "gpu",
+        "{nodeclaim}": f"{nodepool}-x7k2p",
+        "{node-name}": "ip-10-0-3-17.us-west-2.compute.internal",
         "{region}": REGION,
     }
 
@@ -83,13 +86,17 @@ def world(monkeypatch):
 
         def instance(tags: dict[str, str]) -> str:
             return ec2.run_instances(
-                ImageId=image, MinCount=1, MaxCount=1, SubnetId=subnet,
+                ImageId=image,
+                MinCount=1,
+                MaxCount=1,
+                SubnetId=subnet,
                 TagSpecifications=[{"ResourceType": "instance", "Tags": _tags(tags)}],
             )["Instances"][0]["InstanceId"]
 
         def template(name: str, tags: dict[str, str]) -> str:
             return ec2.create_launch_template(
-                LaunchTemplateName=name, LaunchTemplateData={"ImageId": image},
+                LaunchTemplateName=name,
+                LaunchTemplateData={"ImageId": image},
                 TagSpecifications=[{"ResourceType": "launch-template", "Tags": _tags(tags)}],
             )["LaunchTemplate"]["LaunchTemplateId"]
 
@@ -101,7 +108,9 @@ def world(monkeypatch):
 
         def volume(tags: dict[str, str]) -> str:
             return ec2.create_volume(
-                AvailabilityZone=f"{REGION}a", Size=50, VolumeType="gp3",
+                AvailabilityZone=f"{REGION}a",
+                Size=50,
+                VolumeType="gp3",
                 TagSpecifications=[{"ResourceType": "volume", "Tags": _tags(tags)}],
             )["VolumeId"]
 
@@ -146,10 +155,15 @@ def world(monkeypatch):
                 "templates": [
                     template("other-cluster", karpenter_tags("launch-template", OTHER)),
                     # An EKS managed node group's template of OUR cluster: no EC2NodeClass tag.
-                    template("eks-system-nodes", {
-                        "eks:cluster-name": CLUSTER, "eks:nodegroup-name": "system",
-                        "eks:eks-cluster-name": CLUSTER, f"kubernetes.io/cluster/{CLUSTER}": "owned",
-                    }),
+                    template(
+                        "eks-system-nodes",
+                        {
+                            "eks:cluster-name": CLUSTER,
+                            "eks:nodegroup-name": "system",
+                            "eks:eks-cluster-name": CLUSTER,
+                            f"kubernetes.io/cluster/{CLUSTER}": "owned",
+                        },
+                    ),
                     template("untagged", {"team": "x"}),
                 ],
                 "enis": [
@@ -160,8 +174,11 @@ def world(monkeypatch):
                     eni(other_subnet, karpenter_tags("network-interface")),
                 ],
                 "profiles": [
-                    profile(f"{OTHER}_9", "KarpenterNodeRole-someone-else",
-                            karpenter_tags("instance-profile", OTHER)),
+                    profile(
+                        f"{OTHER}_9",
+                        "KarpenterNodeRole-someone-else",
+                        karpenter_tags("instance-profile", OTHER),
+                    ),
                     # Holds our node role but is not tagged as Karpenter's.
                     profile("hand-made", NODE_ROLE, {}),
                 ],
@@ -204,8 +221,12 @@ def _delete_event(subnet: str, volume_tag_key: str = VOLUME_TAG) -> dict:
     return {
         "RequestType": "Delete",
         "PhysicalResourceId": "guard",
-        "ResourceProperties": {"ClusterName": CLUSTER, "SubnetIds": [subnet],
-                               "NodeRoleName": NODE_ROLE, "VolumeTagKey": volume_tag_key},
+        "ResourceProperties": {
+            "ClusterName": CLUSTER,
+            "SubnetIds": [subnet],
+            "NodeRoleName": NODE_ROLE,
+            "VolumeTagKey": volume_tag_key,
+        },
     }
 
 
@@ -216,8 +237,11 @@ def test_delete_removes_exactly_this_clusters_karpenter_leftovers(world, monkeyp
     ours, keep = res["ours"], res["keep"]
 
     assert summary == {
-        "instances": "4", "launch_templates": "2", "instance_profiles": "1",
-        "network_interfaces": "2", "volumes": "3",
+        "instances": "4",
+        "launch_templates": "2",
+        "instance_profiles": "1",
+        "network_interfaces": "2",
+        "volumes": "3",
     }
     assert _live(ec2, ours["instances"] + [ours["eks_tag_instance"]]) == set()
     assert _live(ec2, keep["instances"]) == set(keep["instances"])
@@ -250,7 +274,8 @@ def test_retained_data_keeps_its_volumes(world):
 def test_attached_volume_is_left_after_a_bounded_wait(world):
     ec2, iam, subnet, res = world
     attached = ec2.create_volume(
-        AvailabilityZone=f"{REGION}a", Size=50,
+        AvailabilityZone=f"{REGION}a",
+        Size=50,
         TagSpecifications=[{"ResourceType": "volume", "Tags": _tags({VOLUME_TAG: CLUSTER})}],
     )["VolumeId"]
     ec2.attach_volume(VolumeId=attached, InstanceId=res["keep"]["instances"][2], Device="/dev/sdf")
@@ -263,7 +288,10 @@ def test_second_run_is_a_no_op(world):
     ec2, iam, subnet, _ = world
     _run(ec2, iam, subnet)
     assert _run(ec2, iam, subnet) == {
-        "instances": 0, "launch_templates": 0, "instance_profiles": 0, "network_interfaces": 0,
+        "instances": 0,
+        "launch_templates": 0,
+        "instance_profiles": 0,
+        "network_interfaces": 0,
         "volumes": 0,
     }
 
@@ -273,8 +301,9 @@ def test_in_use_enis_are_left_alone(world):
     instance = res["keep"]["instances"][2]
     attached = ec2.create_network_interface(
         SubnetId=subnet,
-        TagSpecifications=[{"ResourceType": "network-interface",
-                            "Tags": _tags(karpenter_tags("network-interface"))}],
+        TagSpecifications=[
+            {"ResourceType": "network-interface", "Tags": _tags(karpenter_tags("network-interface"))}
+        ],
     )["NetworkInterface"]["NetworkInterfaceId"]
     ec2.attach_network_interface(NetworkInterfaceId=attached, InstanceId=instance, DeviceIndex=1)
     _run(ec2, iam, subnet)
@@ -298,7 +327,7 @@ class _PagedEc2:
             def paginate(self, **_kwargs):
                 ids = sorted(fake.live)
                 for start in range(0, len(ids), fake.page_size):
-                    chunk = ids[start:start + fake.page_size]
+                    chunk = ids[start : start + fake.page_size]
                     yield {"Reservations": [{"Instances": [{"InstanceId": i} for i in chunk]}]}
 
         return Pager()
@@ -350,8 +379,10 @@ NOT_KARPENTER = {
     "volume": {VOLUME_CLUSTER_TAG_KEY: "{cluster}"},
 }
 ARN_KINDS = {
-    ":instance/*": "instance", ":launch-template/*": "launch-template",
-    ":network-interface/*": "network-interface", ":volume/*": "volume",
+    ":instance/*": "instance",
+    ":launch-template/*": "launch-template",
+    ":network-interface/*": "network-interface",
+    ":volume/*": "volume",
     ":instance-profile/*": "instance-profile",
 }
 
@@ -359,7 +390,9 @@ ARN_KINDS = {
 def _guard_template(delete_volumes: bool) -> dict:
     stack = Stack(App(), "Bare", env=Environment(account="111111111111", region=REGION))
     TeardownGuard(
-        stack, "Guard", cluster_name=CLUSTER,
+        stack,
+        "Guard",
+        cluster_name=CLUSTER,
         subnets=[ec2_cdk.Subnet.from_subnet_id(stack, "Subnet", "subnet-0123456789abcdef0")],
         node_role=iam_cdk.Role(stack, "NodeRole", assumed_by=iam_cdk.ServicePrincipal("ec2.amazonaws.com")),
         delete_volumes=delete_volumes,
@@ -372,7 +405,9 @@ def iam_condition_tags(template: dict) -> dict[str, dict[str, str | None]]:
     record: the cluster name becomes {cluster}, StringLike "*" becomes None)."""
     used: dict[str, dict[str, str | None]] = {}
     for resource in template["Resources"].values():
-        if resource["Type"] != "AWS::IAM::Policy" or "GuardRole" not in json.dumps(resource["Properties"]["Roles"]):
+        if resource["Type"] != "AWS::IAM::Policy" or "GuardRole" not in json.dumps(
+            resource["Properties"]["Roles"]
+        ):
             continue
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
             arns = json.dumps(statement["Resource"])
@@ -382,7 +417,11 @@ def iam_condition_tags(template: dict) -> dict[str, dict[str, str | None]]:
                     if not key.startswith("aws:ResourceTag/"):
                         continue
                     tag_key = key.removeprefix("aws:ResourceTag/").replace(CLUSTER, "{cluster}")
-                    tag_value = None if (operator, value) == ("StringLike", "*") else value.replace(CLUSTER, "{cluster}")
+                    tag_value = (
+                        None
+                        if (operator, value) == ("StringLike", "*")
+                        else value.replace(CLUSTER, "{cluster}")
+                    )
                     for kind in kinds:
                         used.setdefault(kind, {})[tag_key] = tag_value
     return used

@@ -19,7 +19,11 @@ def minor(version: str) -> int:
 def addon_rows_problems(table: dict[str, dict[str, str]]) -> list[str]:
     """Every Kubernetes version's row pins the same add-ons."""
     names = {name for row in table.values() for name in row}
-    return [f"{version}: no pin for {sorted(names - set(row))}" for version, row in table.items() if set(row) != names]
+    return [
+        f"{version}: no pin for {sorted(names - set(row))}"
+        for version, row in table.items()
+        if set(row) != names
+    ]
 
 
 def test_supported_kubernetes_versions_are_the_add_on_table():
@@ -36,7 +40,9 @@ def test_a_missing_add_on_pin_is_caught():
 
 def test_add_ons_the_cluster_installs_are_pinned_for_every_version():
     source = (REPO / "stacks" / "eks_addons.py").read_text(encoding="utf-8")
-    installed = set(re.findall(r'"((?:vpc-cni|coredns|kube-proxy|eks-pod-identity-agent|aws-[a-z-]+))"', source))
+    installed = set(
+        re.findall(r'"((?:vpc-cni|coredns|kube-proxy|eks-pod-identity-agent|aws-[a-z-]+))"', source)
+    )
     assert installed and all(installed <= set(row) for row in versions.EKS_ADDONS.values())
 
 

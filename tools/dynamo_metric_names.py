@@ -43,7 +43,8 @@ NOT_METRICS = {"METRICS_PREFIX_ENV", "STAGE_PREPROCESS", "STAGE_ROUTE", "STAGE_D
 
 def _constants(cls: type) -> dict[str, str]:
     return {
-        k: v for k, v in vars(cls).items()
+        k: v
+        for k, v in vars(cls).items()
         if k.isupper() and isinstance(v, str) and k not in NOT_METRICS and not k.endswith("_LABEL")
     }
 

@@ -84,8 +84,10 @@ class Source:
         if self.is_git:
             return self._git("rev-parse", f"{self.ref}^{{commit}}").strip()
         return subprocess.run(
-            ["git", "-C", str(self.path), "rev-parse", "HEAD"], check=True,
-            capture_output=True, text=True,
+            ["git", "-C", str(self.path), "rev-parse", "HEAD"],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
 
     def read(self, rel: str) -> str:
@@ -143,7 +145,7 @@ def matching(text: str, open_at: int) -> int:
     i = open_at + 1
     while stack:
         ch = text[i]
-        if ch in "\"`":
+        if ch in '"`':
             i = _skip_string(text, i)
             continue
         if text.startswith("//", i):
@@ -162,12 +164,12 @@ def split_top(text: str, sep: str) -> list[str]:
     parts, depth, start, i = [], 0, 0, 0
     while i < len(text):
         ch = text[i]
-        if ch in "\"`":
+        if ch in '"`':
             i = _skip_string(text, i)
             continue
         if text.startswith("//", i):
             end = text.find("\n", i)
-            text = text[:i] + text[end if end >= 0 else len(text):]
+            text = text[:i] + text[end if end >= 0 else len(text) :]
             continue
         if ch in "([{":
             depth += 1
@@ -186,7 +188,7 @@ def func_body(text: str, name: str, where: str) -> str:
     if not match:
         raise SystemExit(f"{where}: func {name} not found")
     brace = text.index("{\n", matching(text, match.end() - 1))
-    return text[brace:matching(text, brace)]
+    return text[brace : matching(text, brace)]
 
 
 def imports(text: str) -> dict[str, str]:
@@ -222,7 +224,7 @@ class Constants:
     def _locate(self, package: str) -> tuple[str, Source, str]:
         for module in sorted(self.sources, key=len, reverse=True):
             if package == module or package.startswith(module + "/"):
-                return module, self.sources[module], package[len(module):].lstrip("/")
+                return module, self.sources[module], package[len(module) :].lstrip("/")
         raise SystemExit(f"constant from {package}: no source given for its module (--module)")
 
     def _declarations(self, package: str) -> dict[str, tuple[str, str]]:
@@ -234,7 +236,8 @@ class Constants:
                 for block in re.finditer(r"^(?:const|var) \((.*?)^\)", text, re.M | re.S):
                     for m in re.finditer(
                         r"^\s*([A-Za-z_]\w*)\s+(?:[\w.]+\s+)?=\s*(.+?)\s*(?://.*)?$",
-                        block.group(1), re.M,
+                        block.group(1),
+                        re.M,
                     ):
                         decls.setdefault(m.group(1), (m.group(2), rel))
                 for m in re.finditer(
@@ -257,7 +260,7 @@ class Constants:
     def evaluate(self, expr: str, package: str, file_text: str) -> str:
         out = []
         for term in split_top(expr, "+"):
-            if term[0] in "\"`":
+            if term[0] in '"`':
                 out.append(go_string(term))
             elif re.fullmatch(r"[A-Za-z_]\w*", term):
                 out.append(self.value(package, term))
@@ -292,7 +295,7 @@ def tag_map(consts: Constants, source: Source, rel: str, function: str, name: st
     if start < 0:
         raise SystemExit(f"{rel}: {function} has no map[string]string literal")
     brace = body.index("{", start)
-    literal = body[brace + 1:matching(body, brace) - 1]
+    literal = body[brace + 1 : matching(body, brace) - 1]
     tags: dict[str, str] = {}
     for entry in split_top(literal, ","):
         key_expr, value_expr = split_top(entry, ":")
@@ -336,17 +339,28 @@ def build_record(provider: Source, modules: dict[str, Source], tag: str) -> dict
     consts = Constants({PROVIDER_MODULE: provider, **modules})
 
     nodeclaim = tag_map(
-        consts, provider, "pkg/utils/utils.go", "GetTags", "nodeclaim",
+        consts,
+        provider,
+        "pkg/utils/utils.go",
+        "GetTags",
+        "nodeclaim",
         "utils.GetTags: the tags of everything launched for a NodeClaim, assigned over the "
         "EC2NodeClass's spec.tags (these win; spec.tags may not use them)",
     )
     profile = tag_map(
-        consts, provider, "pkg/apis/v1/ec2nodeclass.go", "InstanceProfileTags", "instance-profile",
+        consts,
+        provider,
+        "pkg/apis/v1/ec2nodeclass.go",
+        "InstanceProfileTags",
+        "instance-profile",
         "EC2NodeClass.InstanceProfileTags: tags of the instance profile Karpenter creates for "
         "an EC2NodeClass with spec.role (over spec.tags)",
     )
     tagging = tag_map(
-        consts, provider, "pkg/controllers/nodeclaim/tagging/controller.go", "tagInstance",
+        consts,
+        provider,
+        "pkg/controllers/nodeclaim/tagging/controller.go",
+        "tagInstance",
         "instance-after-launch",
         "nodeclaim.tagging controller: CreateTags on the instance once its node registered "
         "(only keys the instance does not have yet)",
@@ -363,7 +377,8 @@ def build_record(provider: Source, modules: dict[str, Source], tag: str) -> dict
     lt_rel = "pkg/providers/launchtemplate/types.go"
     lt_body = func_body(provider.read(lt_rel), "Build", lt_rel)
     lt_kinds = [
-        kebab(n) for n in re.findall(
+        kebab(n)
+        for n in re.findall(
             r"ResourceType:\s*ec2types\.ResourceType(\w+),\s*Tags:\s*utils\.EC2MergeTags\(b\.options\.Tags\)",
             lt_body,
         )
@@ -372,30 +387,56 @@ def build_record(provider: Source, modules: dict[str, Source], tag: str) -> dict
         raise SystemExit(f"{lt_rel}: launch template tag specification changed")
 
     evidence = [
-        require(provider, "pkg/cloudprovider/cloudprovider.go",
-                r"tags, err := utils\.GetTags\(nodeClass, nodeClaim, options\.FromContext\(ctx\)\.ClusterName\)"
-                r".*?c\.instanceProvider\.Create\(ctx, nodeClass, nodeClaim, tags,",
-                "CloudProvider.Create passes GetTags' map to the instance provider"),
-        require(provider, "pkg/providers/instance/instance.go",
-                r"NewCreateFleetInputBuilder\(capacityType, tags,",
-                "CreateFleet is built with those tags"),
-        require(provider, "pkg/providers/instance/instance.go",
-                r"launchTemplateProvider\.EnsureAll\(ctx, nodeClass, nodeClaim, instanceTypes, capacityType, tags,",
-                "launch templates are ensured with the same tags"),
-        require(provider, "pkg/providers/launchtemplate/launchtemplate.go",
-                r"CreateAMIOptions\(ctx, nodeClass, lo\.Assign\(.*?\), tags\)",
-                "EnsureAll hands them to the launch template options"),
-        require(provider, "pkg/providers/launchtemplate/launchtemplate.go",
-                r"Tags:\s+tags,", "options.Tags = those tags (b.options.Tags in types.go)"),
-        require(provider, "pkg/controllers/nodeclass/instanceprofile.go",
-                r"nodeClass\.InstanceProfileTags\(options\.FromContext\(ctx\)\.ClusterName, ip\.region\)",
-                "the EC2NodeClass controller creates instance profiles with InstanceProfileTags"),
-        require(provider, "pkg/providers/instanceprofile/instanceprofile.go",
-                r"Tags:\s+utils\.IAMMergeTags\(tags\)", "CreateInstanceProfile carries them"),
-        require(provider, "pkg/providers/launchtemplate/launchtemplate.go",
-                r"func \(p \*DefaultProvider\) DeleteAll.*?tag:%s\", v1\.EKSClusterNameTagKey\)"
-                r".*?tag:%s\", v1\.NodeClassTagKey\)",
-                "Karpenter itself finds its launch templates by eks:eks-cluster-name + ec2nodeclass"),
+        require(
+            provider,
+            "pkg/cloudprovider/cloudprovider.go",
+            r"tags, err := utils\.GetTags\(nodeClass, nodeClaim, options\.FromContext\(ctx\)\.ClusterName\)"
+            r".*?c\.instanceProvider\.Create\(ctx, nodeClass, nodeClaim, tags,",
+            "CloudProvider.Create passes GetTags' map to the instance provider",
+        ),
+        require(
+            provider,
+            "pkg/providers/instance/instance.go",
+            r"NewCreateFleetInputBuilder\(capacityType, tags,",
+            "CreateFleet is built with those tags",
+        ),
+        require(
+            provider,
+            "pkg/providers/instance/instance.go",
+            r"launchTemplateProvider\.EnsureAll\(ctx, nodeClass, nodeClaim, instanceTypes, capacityType, tags,",
+            "launch templates are ensured with the same tags",
+        ),
+        require(
+            provider,
+            "pkg/providers/launchtemplate/launchtemplate.go",
+            r"CreateAMIOptions\(ctx, nodeClass, lo\.Assign\(.*?\), tags\)",
+            "EnsureAll hands them to the launch template options",
+        ),
+        require(
+            provider,
+            "pkg/providers/launchtemplate/launchtemplate.go",
+            r"Tags:\s+tags,",
+            "options.Tags = those tags (b.options.Tags in types.go)",
+        ),
+        require(
+            provider,
+            "pkg/controllers/nodeclass/instanceprofile.go",
+            r"nodeClass\.InstanceProfileTags\(options\.FromContext\(ctx\)\.ClusterName, ip\.region\)",
+            "the EC2NodeClass controller creates instance profiles with InstanceProfileTags",
+        ),
+        require(
+            provider,
+            "pkg/providers/instanceprofile/instanceprofile.go",
+            r"Tags:\s+utils\.IAMMergeTags\(tags\)",
+            "CreateInstanceProfile carries them",
+        ),
+        require(
+            provider,
+            "pkg/providers/launchtemplate/launchtemplate.go",
+            r"func \(p \*DefaultProvider\) DeleteAll.*?tag:%s\", v1\.EKSClusterNameTagKey\)"
+            r".*?tag:%s\", v1\.NodeClassTagKey\)",
+            "Karpenter itself finds its launch templates by eks:eks-cluster-name + ec2nodeclass",
+        ),
     ]
 
     def resource(sets: list[tuple[TagMap, str]]) -> dict:
@@ -420,8 +461,11 @@ def build_record(provider: Source, modules: dict[str, Source], tag: str) -> dict
             sets.append((tagging, "CreateTags after the node registers"))
         resources[kind] = resource(sets)
     for kind in lt_kinds:
-        how = (f"CreateLaunchTemplate TagSpecifications ResourceType {kind}" if kind == "launch-template"
-               else f"LaunchTemplateData.TagSpecifications ResourceType {kind} (applied at launch)")
+        how = (
+            f"CreateLaunchTemplate TagSpecifications ResourceType {kind}"
+            if kind == "launch-template"
+            else f"LaunchTemplateData.TagSpecifications ResourceType {kind} (applied at launch)"
+        )
         entry = resource([(nodeclaim, f"{how} ({lt_rel} Build)")])
         if kind in resources:
             resources[kind]["sources"].extend(entry["sources"])
@@ -430,14 +474,19 @@ def build_record(provider: Source, modules: dict[str, Source], tag: str) -> dict
     if "spot-instances-request" in resources:
         resources["spot-instances-request"]["note"] = "only for spot capacity"
     resources["instance-profile"] = resource(
-        [(profile, "iam.CreateInstanceProfile Tags (pkg/providers/instanceprofile/instanceprofile.go Create)")]
+        [
+            (
+                profile,
+                "iam.CreateInstanceProfile Tags (pkg/providers/instanceprofile/instanceprofile.go Create)",
+            )
+        ]
     )
 
     core_version = required_version(go_mod, "sigs.k8s.io/karpenter")
     return {
         "what": "Tags Karpenter applies to the AWS resources it creates, per resource kind. "
-                "Placeholders: {cluster} = settings.clusterName, {nodepool}, {ec2nodeclass}, "
-                "{nodeclaim}, {node-name}, {region}.",
+        "Placeholders: {cluster} = settings.clusterName, {nodepool}, {ec2nodeclass}, "
+        "{nodeclaim}, {node-name}, {region}.",
         "generated_by": "tools/karpenter_tags.py",
         "source": {
             "repository": PROVIDER_URL,
@@ -454,8 +503,12 @@ def build_record(provider: Source, modules: dict[str, Source], tag: str) -> dict
         },
         "core_karpenter_version": core_version,
         "tag_sets": {
-            t.name: {"file": t.file, "function": t.function, "note": t.note,
-                     "tags": dict(sorted(t.tags.items()))}
+            t.name: {
+                "file": t.file,
+                "function": t.function,
+                "note": t.note,
+                "tags": dict(sorted(t.tags.items())),
+            }
             for t in (nodeclaim, tagging, profile)
         },
         "resources": dict(sorted(resources.items())),
@@ -496,8 +549,7 @@ def mismatches(used: dict[str, dict[str, str | None]], record: dict) -> list[str
                 )
             elif value is not None and applied["tags"][key] != value:
                 problems.append(
-                    f"{kind}: tag {key!r} expected value {value!r}, Karpenter sets "
-                    f"{applied['tags'][key]!r}"
+                    f"{kind}: tag {key!r} expected value {value!r}, Karpenter sets {applied['tags'][key]!r}"
                 )
     return problems
 
@@ -506,8 +558,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--provider", required=True, help="aws/karpenter-provider-aws git dir or checkout")
     parser.add_argument("--ref", help="tag to read from a git dir (e.g. v1.14.1)")
-    parser.add_argument("--module", action="append", default=[], metavar="MODULE=PATH",
-                        help="source of a Go module whose constants are needed (git dir or checkout)")
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="MODULE=PATH",
+        help="source of a Go module whose constants are needed (git dir or checkout)",
+    )
     parser.add_argument("--out", help="output file (default tests/data/karpenter/resource-tags-<ref>.json)")
     args = parser.parse_args(argv)
 

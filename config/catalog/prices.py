@@ -36,8 +36,10 @@ def _table() -> dict:
 
 @functools.cache
 def _sources() -> dict[str, PriceSource]:
-    return {key: PriceSource(key, item["date"], item["title"], item["url"])
-            for key, item in _table()["sources"].items()}
+    return {
+        key: PriceSource(key, item["date"], item["title"], item["url"])
+        for key, item in _table()["sources"].items()
+    }
 
 
 def price(instance: str, region: str) -> Price | None:

@@ -74,10 +74,11 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
                 "In-flight and queued requests",
                 "Requests being served and requests waiting for a worker.",
                 (
-                    Query(f"sum by (graph) (dynamo_frontend_inflight_requests{{{GRAPH}}})",
-                          "in flight {{graph}}"),
-                    Query(f"sum by (graph) (dynamo_frontend_queued_requests{{{GRAPH}}})",
-                          "queued {{graph}}"),
+                    Query(
+                        f"sum by (graph) (dynamo_frontend_inflight_requests{{{GRAPH}}})",
+                        "in flight {{graph}}",
+                    ),
+                    Query(f"sum by (graph) (dynamo_frontend_queued_requests{{{GRAPH}}})", "queued {{graph}}"),
                 ),
             ),
         ),
@@ -152,10 +153,8 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             ),
             Panel(
                 "GPU utilisation of the graph's pods",
-                "Per-GPU utilisation for pods of the selected graph (pods are named after "
-                "their graph).",
-                (Query('avg by (pod, gpu) (DCGM_FI_DEV_GPU_UTIL{pod=~"$graph-.*"})',
-                       "{{pod}} gpu {{gpu}}"),),
+                "Per-GPU utilisation for pods of the selected graph (pods are named after their graph).",
+                (Query('avg by (pod, gpu) (DCGM_FI_DEV_GPU_UTIL{pod=~"$graph-.*"})', "{{pod}} gpu {{gpu}}"),),
                 unit="percent",
             ),
         ),
@@ -171,8 +170,14 @@ def dashboard() -> dict:
     panel_id = 1
     for row_title, row_panels in ROWS:
         panels.append(
-            {"type": "row", "title": row_title, "id": panel_id, "collapsed": False,
-             "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+            {
+                "type": "row",
+                "title": row_title,
+                "id": panel_id,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                "panels": [],
+            }
         )
         panel_id += 1
         y += 1
@@ -191,8 +196,12 @@ def dashboard() -> dict:
                     "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
                     "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
                     "targets": [
-                        {"refId": chr(ord("A") + i), "datasource": DATASOURCE,
-                         "expr": q.expr, "legendFormat": q.legend}
+                        {
+                            "refId": chr(ord("A") + i),
+                            "datasource": DATASOURCE,
+                            "expr": q.expr,
+                            "legendFormat": q.legend,
+                        }
                         for i, q in enumerate(panel.queries)
                     ],
                 }
@@ -210,8 +219,7 @@ def dashboard() -> dict:
         "refresh": "30s",
         "templating": {
             "list": [
-                {"name": "datasource", "type": "datasource", "query": "prometheus",
-                 "label": "Data source"},
+                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"},
                 {
                     "name": "graph",
                     "label": "Graph",

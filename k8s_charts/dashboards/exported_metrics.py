@@ -15,11 +15,44 @@ SOURCES = Path(__file__).with_name("metric_sources")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 # PromQL words that are not metric names.
 PROMQL_WORDS = {
-    "sum", "avg", "max", "min", "count", "rate", "irate", "increase", "delta", "deriv",
-    "histogram_quantile", "by", "without", "on", "ignoring", "group_left", "group_right", "or",
-    "and", "unless", "label_values", "topk", "bottomk", "clamp_min", "clamp_max", "abs", "time",
-    "vector", "max_over_time", "min_over_time", "avg_over_time", "changes", "resets", "bool",
-    "absent", "offset", "e9", "e3",
+    "sum",
+    "avg",
+    "max",
+    "min",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "deriv",
+    "histogram_quantile",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "or",
+    "and",
+    "unless",
+    "label_values",
+    "topk",
+    "bottomk",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+    "time",
+    "vector",
+    "max_over_time",
+    "min_over_time",
+    "avg_over_time",
+    "changes",
+    "resets",
+    "bool",
+    "absent",
+    "offset",
+    "e9",
+    "e3",
 }
 
 
@@ -44,13 +77,13 @@ def exported_metrics() -> dict[str, str]:
 
 def metric_names(expr: str) -> set[str]:
     """Identifiers in a PromQL expression that must be metric names."""
-    text = re.sub(r'"[^"]*"', "", expr)              # string literals
-    text = re.sub(r"\{[^}]*\}", "", text)             # label matchers
-    text = re.sub(r"\[[^\]]*\]", "", text)            # range selectors
+    text = re.sub(r'"[^"]*"', "", expr)  # string literals
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # range selectors
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", text)
-    text = re.sub(r"\$\{?\w+\}?", "", text)           # Grafana variables
+    text = re.sub(r"\$\{?\w+\}?", "", text)  # Grafana variables
     text = re.sub(r"\b\d+(\.\d+)?(e\d+)?\b", "", text)  # numbers (1e9)
-    if text.startswith("label_values("):             # label_values(metric, label)
+    if text.startswith("label_values("):  # label_values(metric, label)
         text = text.split(",")[0]
     words = set(re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", text))
     return {w for w in words if w not in PROMQL_WORDS}
@@ -63,7 +96,12 @@ def is_exported(name: str) -> bool:
     # Histogram series: only on a Dynamo-style histogram stem, never on a counter (_total).
     for suffix in HISTOGRAM_SUFFIXES:
         stem = name.removesuffix(suffix)
-        if stem != name and stem in known and not stem.endswith("_total") and known[stem].startswith("dynamo"):
+        if (
+            stem != name
+            and stem in known
+            and not stem.endswith("_total")
+            and known[stem].startswith("dynamo")
+        ):
             return True
     return False
 

@@ -47,11 +47,17 @@ DASHBOARDS = (
         "kvbm.json",
         "grafana-dashboard-dynamo-kvbm",
         (
-            Fix("P1809F7CD0C75ACF3", PROMETHEUS_DATASOURCE_UID,
-                "the datasource uid of the Grafana it was exported from; ours is kube-prometheus-stack's"),
-            Fix('"expr": "dynamo_kvbm_', '"expr": "kvbm_',
+            Fix(
+                "P1809F7CD0C75ACF3",
+                PROMETHEUS_DATASOURCE_UID,
+                "the datasource uid of the Grafana it was exported from; ours is kube-prometheus-stack's",
+            ),
+            Fix(
+                '"expr": "dynamo_kvbm_',
+                '"expr": "kvbm_',
                 "KVBM 1.6.1 registers its metrics with the fixed prefix `kvbm_` "
-                "(KvbmMetricsRegistry in lib/llm/src/block_manager/metrics_kvbm.rs)"),
+                "(KvbmMetricsRegistry in lib/llm/src/block_manager/metrics_kvbm.rs)",
+            ),
         ),
     ),
     UpstreamDashboard("dynamo-operator.json", "grafana-dashboard-dynamo-operator"),

@@ -127,7 +127,9 @@ def install_vllm_standin() -> None:
 
     class AsyncEngineArgs(types.SimpleNamespace):
         @staticmethod
-        def add_cli_args(parser: argparse.ArgumentParser, async_args_only: bool = False) -> argparse.ArgumentParser:
+        def add_cli_args(
+            parser: argparse.ArgumentParser, async_args_only: bool = False
+        ) -> argparse.ArgumentParser:
             add_recorded_options(parser, record)
             return parser
 
@@ -160,7 +162,9 @@ def install_trtllm_standin() -> None:
     class BuildConfig:
         model_fields = {name: _Field(value) for name, value in record["build_defaults"].items()}
 
-    _install({"tensorrt_llm": {}, "tensorrt_llm.llmapi": {"BuildConfig": BuildConfig}}, version=record["version"])
+    _install(
+        {"tensorrt_llm": {}, "tensorrt_llm.llmapi": {"BuildConfig": BuildConfig}}, version=record["version"]
+    )
 
 
 def _install(modules: dict[str, dict], *, version: str) -> None:
@@ -322,7 +326,8 @@ def run_case(case: dict) -> dict:
                 reason = err.getvalue().strip().splitlines()
                 raise CaseError(reason[-1] if reason else f"exit {exit_.code}") from None
             deprecations = [
-                str(w.message) for w in caught
+                str(w.message)
+                for w in caught
                 if issubclass(w.category, (DeprecationWarning, FutureWarning))
                 and "dynamo" in (w.filename or "")
             ]

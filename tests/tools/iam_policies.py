@@ -63,7 +63,9 @@ _ARN = {
 }
 # Types whose Ref is their ARN; for the rest Ref is a name or id.
 _REF_IS_ARN = {
-    "AWS::SNS::Topic", "AWS::SecretsManager::Secret", "AWS::IAM::ManagedPolicy",
+    "AWS::SNS::Topic",
+    "AWS::SecretsManager::Secret",
+    "AWS::IAM::ManagedPolicy",
     "AWS::StepFunctions::StateMachine",
 }
 _REF_SPECIAL = {
@@ -200,11 +202,15 @@ def project_policies(templates: dict[str, dict]) -> Iterator[PolicyDocument]:
                 continue
             kind, props = resource["Type"], resource.get("Properties", {})
             if kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-                yield PolicyDocument(stack, logical_id, logical_id, _strip_novalue(resolve(props["PolicyDocument"])))
+                yield PolicyDocument(
+                    stack, logical_id, logical_id, _strip_novalue(resolve(props["PolicyDocument"]))
+                )
             elif kind == "AWS::IAM::Role":
                 for inline in props.get("Policies") or []:
                     yield PolicyDocument(
-                        stack, logical_id, f"{logical_id}/{resolve(inline['PolicyName'])}",
+                        stack,
+                        logical_id,
+                        f"{logical_id}/{resolve(inline['PolicyName'])}",
                         _strip_novalue(resolve(inline["PolicyDocument"])),
                     )
 

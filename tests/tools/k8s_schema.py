@@ -60,8 +60,7 @@ def validate_custom_resource(obj: dict) -> list[str]:
     validator = jsonschema.Draft7Validator(_to_json_schema(schema))
     name = obj.get("metadata", {}).get("name", "?")
     return [
-        f"{key[1]}/{name}: {'.'.join(str(p) for p in error.absolute_path) or '(root)'}: "
-        f"{error.message}"
+        f"{key[1]}/{name}: {'.'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
         for error in validator.iter_errors(obj)
     ]
 

@@ -86,7 +86,8 @@ def _port_matches(ports: list[dict] | None, port: int, protocol: str) -> bool:
 
 def _selecting(policies: list[dict], dest: Pod) -> list[dict]:
     return [
-        p for p in policies
+        p
+        for p in policies
         if p["kind"] == "NetworkPolicy"
         and p["metadata"]["namespace"] == dest.namespace
         and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])

@@ -47,9 +47,7 @@ def _unwrap(fn):
 
 
 def _is_model_class(cls) -> bool:
-    return isinstance(cls, type) and (
-        dataclasses.is_dataclass(cls) or hasattr(cls, "model_fields")
-    )
+    return isinstance(cls, type) and (dataclasses.is_dataclass(cls) or hasattr(cls, "model_fields"))
 
 
 def _field_types(cls) -> dict:

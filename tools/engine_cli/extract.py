@@ -48,15 +48,53 @@ TORCH = "torch==2.13.0"  # the CPU build on local disk; both engines pin exactly
 # Names are distribution names; the version comes from the engine's own Requires-Dist.
 IMPORT_DEPS = {
     "vllm": [
-        "aiohttp", "blake3", "cachetools", "cbor2", "cloudpickle", "fastapi", "llguidance",
-        "msgspec", "numpy", "openai-harmony", "openai", "partial-json-parser", "pillow",
-        "prometheus-client", "psutil", "py-cpuinfo", "pybase64", "pydantic", "pyyaml", "pyzmq",
-        "regex", "requests", "tqdm", "transformers", "uvloop", "xgrammar",
+        "aiohttp",
+        "blake3",
+        "cachetools",
+        "cbor2",
+        "cloudpickle",
+        "fastapi",
+        "llguidance",
+        "msgspec",
+        "numpy",
+        "openai-harmony",
+        "openai",
+        "partial-json-parser",
+        "pillow",
+        "prometheus-client",
+        "psutil",
+        "py-cpuinfo",
+        "pybase64",
+        "pydantic",
+        "pyyaml",
+        "pyzmq",
+        "regex",
+        "requests",
+        "tqdm",
+        "transformers",
+        "uvloop",
+        "xgrammar",
     ],
     "sglang": [
-        "aiohttp", "ipython", "msgspec", "numpy", "orjson", "packaging", "pillow", "psutil",
-        "pybase64", "pydantic", "pyyaml", "pyzmq", "regex", "requests", "starlette",
-        "tokenizers", "tqdm", "transformers", "triton",
+        "aiohttp",
+        "ipython",
+        "msgspec",
+        "numpy",
+        "orjson",
+        "packaging",
+        "pillow",
+        "psutil",
+        "pybase64",
+        "pydantic",
+        "pyyaml",
+        "pyzmq",
+        "regex",
+        "requests",
+        "starlette",
+        "tokenizers",
+        "tqdm",
+        "transformers",
+        "triton",
     ],
 }
 _MARK = "@@ENGINE_CLI_JSON@@"
@@ -103,8 +141,20 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 def fetch_wheel(engine: str, workdir: Path) -> Path:
     dest = workdir / "wheels"
     dest.mkdir(parents=True, exist_ok=True)
-    run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-         "-d", str(dest), f"{engine}=={PINS[engine]}"])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+            str(dest),
+            f"{engine}=={PINS[engine]}",
+        ]
+    )
     return next(dest.glob(f"{engine}-{PINS[engine]}-*.whl"))
 
 
@@ -123,12 +173,15 @@ def build_venv(engine: str, wheel: Path, workdir: Path) -> Path:
 
 
 def walk(engine: str, python: Path) -> dict:
-    proc = subprocess.run([str(python), str(HERE / "_walk.py"), engine],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [str(python), str(HERE / "_walk.py"), engine], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0 or _MARK not in proc.stdout:
         sys.stderr.write(proc.stderr[-4000:])
-        raise SystemExit(f"importing {engine}'s argument definitions failed (exit "
-                         f"{proc.returncode}); add the missing package to IMPORT_DEPS")
+        raise SystemExit(
+            f"importing {engine}'s argument definitions failed (exit "
+            f"{proc.returncode}); add the missing package to IMPORT_DEPS"
+        )
     return json.loads(proc.stdout.split(_MARK, 1)[1])
 
 

@@ -34,8 +34,13 @@ def _classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
     """Module-level classes, plus aliases such as `CudaGraphConfig = DecodeCudaGraphConfig`."""
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     for n in tree.body:
-        if (isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
-                and isinstance(n.value, ast.Name) and n.value.id in classes):
+        if (
+            isinstance(n, ast.Assign)
+            and len(n.targets) == 1
+            and isinstance(n.targets[0], ast.Name)
+            and isinstance(n.value, ast.Name)
+            and n.value.id in classes
+        ):
             classes.setdefault(n.targets[0].id, classes[n.value.id])
     return classes
 
@@ -160,8 +165,11 @@ def extract(path: Path, source: str, note: str | None = None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("path", type=Path, help="a TensorRT-LLM tensorrt_llm/llmapi/llm_args.py")
-    ap.add_argument("--source", required=True,
-                    help="where PATH came from: NVIDIA/TensorRT-LLM@<tag or sha>:tensorrt_llm/llmapi/llm_args.py")
+    ap.add_argument(
+        "--source",
+        required=True,
+        help="where PATH came from: NVIDIA/TensorRT-LLM@<tag or sha>:tensorrt_llm/llmapi/llm_args.py",
+    )
     ap.add_argument("--note", help="provenance caveats to keep in the record (source_note)")
     ap.add_argument("--out", type=Path, default=Path("tests/data/engine_cli"))
     args = ap.parse_args(argv)
