@@ -16,6 +16,7 @@ Per GPU, for an engine with tensor parallelism TP over `nodes` pods:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -147,6 +148,38 @@ def fits(role_fit: RoleFit) -> bool:
     return role_fit.kv_budget_per_gpu_gb > 0 and role_fit.concurrent_sequences >= 1
 
 
+def smallest_fitting_tp(
+    spec: ModelSpec,
+    instance: GpuInstance,
+    gpus_per_node: Iterable[int],
+    *,
+    nodes: int,
+    utilization: float,
+    max_model_len: int,
+    backend: str,
+) -> int | None:
+    """The first tensor-parallel size (GPUs per node x nodes) that holds one sequence on
+    `instance`, trying `gpus_per_node` in order; None when none does."""
+    for per_node in gpus_per_node:
+        if per_node > instance.gpus:
+            break
+        tp = per_node * nodes
+        if parallelism_problem(spec, tp):
+            continue
+        trial = fit_role(
+            spec,
+            instance,
+            tensor_parallel=tp,
+            nodes=nodes,
+            utilization=utilization,
+            max_model_len=max_model_len,
+            backend=backend,
+        )
+        if fits(trial):
+            return tp
+    return None
+
+
 def suggest(
     spec: ModelSpec,
     *,
@@ -162,24 +195,17 @@ def suggest(
     for instance in INSTANCE_TYPES.values():
         if instance.name == exclude:
             continue
-        for per_node in (1, 2, 4, 8):
-            if per_node > instance.gpus:
-                break
-            tp = per_node * nodes
-            if parallelism_problem(spec, tp):
-                continue
-            trial = fit_role(
-                spec,
-                instance,
-                tensor_parallel=tp,
-                nodes=nodes,
-                utilization=utilization,
-                max_model_len=max_model_len,
-                backend=backend,
-            )
-            if fits(trial):
-                found.append((instance.on_demand_usd_per_hour, f"{instance.name} (TP={tp})"))
-                break
+        tp = smallest_fitting_tp(
+            spec,
+            instance,
+            (1, 2, 4, 8),
+            nodes=nodes,
+            utilization=utilization,
+            max_model_len=max_model_len,
+            backend=backend,
+        )
+        if tp is not None:
+            found.append((instance.on_demand_usd_per_hour, f"{instance.name} (TP={tp})"))
     found.sort()
     names = [name for _, name in found[:limit]]
     if not names:
@@ -236,24 +262,18 @@ def check_fit(graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: R
 def _more_tensor_parallel(
     graph: GraphConfig, role: WorkerRole, spec: ModelSpec, role_fit: RoleFit
 ) -> str | None:
-    """`set <role>.tensor_parallel_size: N` when a larger TP on the same instance fits."""
-    instance, nodes = role_fit.instance, role_fit.nodes
-    for per_node in range(role_fit.gpus_per_pod + 1, instance.gpus + 1):
-        tp = per_node * nodes
-        if parallelism_problem(spec, tp):
-            continue
-        trial = fit_role(
-            spec,
-            instance,
-            tensor_parallel=tp,
-            nodes=nodes,
-            utilization=graph.gpu_memory_utilization,
-            max_model_len=role_fit.max_model_len,
-            backend=graph.backend,
-        )
-        if fits(trial):
-            return f"{role.name}.tensor_parallel_size: {tp} on the same {instance.name}"
-    return None
+    """`<role>.tensor_parallel_size: N on the same <type>` when a larger TP on it fits."""
+    instance = role_fit.instance
+    tp = smallest_fitting_tp(
+        spec,
+        instance,
+        range(role_fit.gpus_per_pod + 1, instance.gpus + 1),
+        nodes=role_fit.nodes,
+        utilization=graph.gpu_memory_utilization,
+        max_model_len=role_fit.max_model_len,
+        backend=graph.backend,
+    )
+    return f"{role.name}.tensor_parallel_size: {tp} on the same {instance.name}" if tp else None
 
 
 # Host memory a worker pod needs besides the KV CPU tier (engine process, tokenizer, NCCL).
