@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +40,20 @@ def require_dynamo_venv() -> None:
     python = REPO / ".venv-dynamo" / "bin" / "python"
     if not python.exists():
         pytest.fail(f"{python} is missing; build it with `make dynamo-venv` (make test does)")
+
+
+def record_from_dynamo_venv(module: str) -> dict:
+    """The JSON record a `tools.<module>` script prints when run with the pinned Dynamo."""
+    require_dynamo_venv()
+    done = subprocess.run(
+        [str(REPO / ".venv-dynamo" / "bin" / "python"), "-m", module],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout)
 
 
 def mocker_config(tmp_dir: Path) -> Path:

@@ -4,26 +4,16 @@ regenerated from the project's Dynamo venv, it must be unchanged, at the pinned 
 from __future__ import annotations
 
 import json
-import subprocess
 
 from config import versions
-from tests.ops_dynamo_support import require_dynamo_venv
+from tests.ops_dynamo_support import record_from_dynamo_venv
 from tests.tools.synth import REPO
 
 RECORD = REPO / "k8s_charts" / "dashboards" / "metric_sources" / "dynamo.json"
 
 
 def regenerate() -> dict:
-    require_dynamo_venv()
-    done = subprocess.run(
-        [str(REPO / ".venv-dynamo" / "bin" / "python"), "-m", "tools.dynamo_metric_names"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return record_from_dynamo_venv("tools.dynamo_metric_names")
 
 
 def test_record_matches_the_pinned_runtime():

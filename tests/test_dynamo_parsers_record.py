@@ -4,28 +4,18 @@ from the project's Dynamo venv, it must be unchanged, and its version must be th
 from __future__ import annotations
 
 import json
-import subprocess
 
 from config import versions
 from config.catalog.dynamo_parsers import REASONING_PARSERS
 from config.catalog.models import REASONING_PARSER_BY_PREFIX
-from tests.ops_dynamo_support import require_dynamo_venv
+from tests.ops_dynamo_support import record_from_dynamo_venv
 from tests.tools.synth import REPO
 
 RECORD = REPO / "config" / "catalog" / "dynamo_parsers.json"
 
 
 def regenerate() -> dict:
-    require_dynamo_venv()
-    done = subprocess.run(
-        [str(REPO / ".venv-dynamo" / "bin" / "python"), "-m", "tools.dynamo_parsers"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return record_from_dynamo_venv("tools.dynamo_parsers")
 
 
 def differences(committed: dict, fresh: dict) -> list[str]:
