@@ -3,6 +3,7 @@ synced from Secrets Manager, RWX model cache, idempotent bounded prefetch Job.""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -353,14 +354,24 @@ def test_monitors_give_the_planner_its_dynamo_namespace_label(objects):
         timeout=60,
     )
     planner_source = done.stdout
-    label = "dynamo_namespace"
-    assert f"container.metric.{label} == self.dynamo_namespace" in planner_source
-    for monitor in by_kind(objects, "PodMonitor"):
-        if monitor["metadata"]["name"] == "dynamo-operator":
-            continue  # the operator is not a Dynamo graph component
-        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
-        assert endpoint["honorLabels"] is True, monitor["metadata"]["name"]
-        assert {
-            "sourceLabels": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_namespace"],
-            "targetLabel": label,
-        } in endpoint["relabelings"], monitor["metadata"]["name"]
+    assert "container.metric.dynamo_namespace == self.dynamo_namespace" in planner_source
+    graph_monitors = [m for m in by_kind(objects, "PodMonitor") if m["metadata"]["name"] != "dynamo-operator"]
+    assert (
+        graph_monitors
+        and [m["metadata"]["name"] for m in graph_monitors if not _labels_dynamo_namespace(m)] == []
+    )
+    # Planted: a monitor without the relabelling (what the seed shipped) is caught.
+    bare = copy.deepcopy(graph_monitors[0])
+    bare["spec"]["podMetricsEndpoints"][0]["relabelings"] = []
+    assert not _labels_dynamo_namespace(bare)
+
+
+def _labels_dynamo_namespace(monitor: dict) -> bool:
+    """The operator's nvidia.com/dynamo-namespace pod label becomes `dynamo_namespace`, and the
+    workers' own label of that name is kept."""
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    relabel = {
+        "sourceLabels": ["__meta_kubernetes_pod_label_nvidia_com_dynamo_namespace"],
+        "targetLabel": "dynamo_namespace",
+    }
+    return endpoint.get("honorLabels") is True and relabel in endpoint.get("relabelings", [])
