@@ -3,7 +3,6 @@ asks for (taints, labels, disruption, AMI pinning, IMDSv2, volumes, EFA)."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
@@ -37,6 +36,8 @@ def rendered(request) -> tuple[str, list[dict]]:
 
 
 def test_every_object_validates_against_its_crd(rendered):
+    # Structure and the CRDs' CEL rules (restricted label domains, reserved tags, one root
+    # volume, network-interface pairs...): tests/tools/k8s_schema.py.
     _, objs = rendered
     assert {o["kind"] for o in objs} == {"NodePool", "EC2NodeClass"}
     assert validate_all(objs) == []
@@ -52,38 +53,6 @@ def test_each_pool_has_its_class(rendered):
             "kind": "EC2NodeClass",
             "name": name,
         }
-
-
-# CEL rules of the CRDs that JSON-schema validation skips, restated for what we emit.
-_RESERVED_LABEL_DOMAINS = ("karpenter.sh", "karpenter.k8s.aws", "kubernetes.io", "k8s.io")
-_RESERVED_TAGS = re.compile(
-    r"^(eks:eks-cluster-name|kubernetes\.io/cluster.*|karpenter\.sh/nodepool|"
-    r"karpenter\.sh/nodeclaim|karpenter\.k8s\.aws/ec2nodeclass)$"
-)
-
-
-def test_cel_rules_the_schema_test_cannot_see(rendered):
-    _, objs = rendered
-    for pool in by_kind(objs, "NodePool").values():
-        for label in pool["spec"]["template"]["metadata"]["labels"]:
-            domain = label.split("/")[0] if "/" in label else ""
-            assert not domain.endswith(_RESERVED_LABEL_DOMAINS), label
-        for req in pool["spec"]["template"]["spec"]["requirements"]:
-            assert req["key"] not in ("karpenter.sh/nodepool", "kubernetes.io/hostname")
-            if req["operator"] == "In":
-                assert req["values"]
-    for node_class in by_kind(objs, "EC2NodeClass").values():
-        spec = node_class["spec"]
-        assert ("role" in spec) != ("instanceProfile" in spec)
-        assert not [k for k in spec.get("tags", {}) if _RESERVED_TAGS.match(k)]
-        assert sum(1 for m in spec["blockDeviceMappings"] if m.get("rootVolume")) <= 1
-        interfaces = spec.get("networkInterfaces", [])
-        if interfaces:
-            assert {"networkCardIndex": 0, "deviceIndex": 0, "interfaceType": "interface"} in interfaces
-            pairs = [(i["networkCardIndex"], i["deviceIndex"]) for i in interfaces]
-            assert len(pairs) == len(set(pairs))
-            efa_cards = [i["networkCardIndex"] for i in interfaces if i["interfaceType"] == "efa-only"]
-            assert len(efa_cards) == len(set(efa_cards))
 
 
 def test_node_classes_are_pinned_hardened_and_discovered(rendered):

@@ -1,5 +1,6 @@
-"""Validate Kubernetes objects: custom resources against their vendored CRD schemas, core
-objects against the Kubernetes OpenAPI schema (kubernetes-validate)."""
+"""Validate Kubernetes objects: custom resources against their vendored CRD schemas (structure,
+then the CRD's CEL rules: tests/tools/crd_cel.py), core objects against the Kubernetes
+OpenAPI schema (kubernetes-validate)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import kubernetes_validate
 import yaml
 
 from config import versions
+from tests.tools.crd_cel import cel_errors
 from tests.tools.synth import REPO
 
 CRD_DIR = REPO / "k8s_charts" / "crds"
@@ -59,10 +61,14 @@ def validate_custom_resource(obj: dict) -> list[str]:
         return [f"{key[1]} {key[0]}: no vendored CRD schema in k8s_charts/crds"]
     validator = jsonschema.Draft7Validator(_to_json_schema(schema))
     name = obj.get("metadata", {}).get("name", "?")
-    return [
+    errors = [
         f"{key[1]}/{name}: {'.'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
         for error in validator.iter_errors(obj)
     ]
+    if errors:
+        return errors
+    # The API server's CEL rules only run on an object that passed the structural schema.
+    return [f"{key[1]}/{name}: {error}" for error in cel_errors(schema, obj)]
 
 
 def _kubernetes_schema_version() -> str:
