@@ -26,6 +26,21 @@ def pod_identity_role(scope: Construct, construct_id: str) -> iam.Role:
     )
 
 
+def addon_configuration(cluster_name: str) -> dict[str, dict[str, Any]]:
+    """Configuration values per add-on. EKS validates them against the add-on's schema, which
+    follows the upstream Helm chart's values: tests/test_addon_configuration.py checks each key
+    and value type against the chart values of the pinned release (tests/data/upstream/)."""
+    return {
+        # The teardown guard finds this cluster's volumes by this tag.
+        "aws-ebs-csi-driver": {"controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: cluster_name}}},
+        # NetworkPolicy enforcement (the VPC CNI's network policy agent; every graph renders
+        # default-deny ingress plus its flows, k8s_charts/network_policies.py). A string, as
+        # in the chart (EKS User Guide, "Configure your cluster for Kubernetes network
+        # policies": --configuration-values '{"enableNetworkPolicy": "true"}').
+        "vpc-cni": {"enableNetworkPolicy": "true"},
+    }
+
+
 class EksAddons(Construct):
     def __init__(
         self,
@@ -47,17 +62,7 @@ class EksAddons(Construct):
             "aws-efs-csi-driver": ("efs-csi-controller-sa", self.efs_csi_role),
             "aws-ebs-csi-driver": ("ebs-csi-controller-sa", self.ebs_csi_role),
         }
-        configuration: dict[str, dict[str, Any]] = {
-            # The teardown guard finds this cluster's volumes by this tag.
-            "aws-ebs-csi-driver": {"controller": {"extraVolumeTags": {VOLUME_CLUSTER_TAG_KEY: cluster_name}}},
-            # NetworkPolicy enforcement (the VPC CNI's network policy agent; every graph renders
-            # default-deny ingress plus its flows, k8s_charts/network_policies.py). The key and
-            # its string value are the add-on schema's: EKS User Guide, "Configure your cluster
-            # for Kubernetes network policies"
-            # (docs.aws.amazon.com/eks/latest/userguide/cni-network-policy.html:
-            # --configuration-values '{"enableNetworkPolicy": "true"}'), add-on v1.14.0 and later.
-            "vpc-cni": {"enableNetworkPolicy": "true"},
-        }
+        configuration = addon_configuration(cluster_name)
 
         for name in _BEFORE_NODES + _AFTER_NODES:
             addon = eks.Addon(
