@@ -37,6 +37,7 @@ from config.names import (
 from config.schema import DeploymentConfig
 from k8s_charts.alerts import RULE_NAME, alerts
 from k8s_charts.dashboards.dynamo_dashboard import dashboard
+from k8s_charts.dashboards.provisioned import our_dashboards
 from k8s_charts.dashboards.upstream_dashboards import DASHBOARDS as UPSTREAM_DASHBOARDS
 from k8s_charts.dynamo_platform_values import OPERATOR_METRICS_PORT
 from k8s_charts.imports.external_secrets.io import external_secrets as eso
@@ -468,6 +469,9 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
         ),
     )
     _dashboard(chart, "dashboard", "grafana-dashboard-dynamo", "dynamo.json", dashboard())
+    # Ours for what upstream's do not cover with 1.6.1 names: Planner, disaggregation, SGLang, cost.
+    for ours in our_dashboards(cfg):
+        _dashboard(chart, ours.config_map, ours.config_map, ours.key, ours.model)
     # Upstream's dashboards (vendored verbatim, fixed for this platform when rendered).
     for upstream in UPSTREAM_DASHBOARDS:
         _dashboard(chart, upstream.config_map, upstream.config_map, upstream.file, upstream.model())

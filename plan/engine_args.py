@@ -54,6 +54,7 @@ MANAGED_FLAGS: dict[str, dict[str, str]] = {
         "--enable-hierarchical-cache": "kv_offload",
         "--hicache-size": "kv_offload.cpu_cache_gb",
         "--kv-events-config": "topology (the *_router topologies publish KV events)",
+        "--enable-metrics": "always on (Dynamo serves SGLang's sglang:* metrics only with it)",
     },
     "trtllm": {
         **_COMMON,
@@ -193,6 +194,10 @@ def _sglang_args(graph: GraphConfig, role: WorkerRole, efa: bool) -> list[str]:
     if max_len:
         args.add("--context-length", str(max_len))
     args.add("--mem-fraction-static", str(graph.gpu_memory_utilization))
+    # Dynamo 1.6.1 registers SGLang's own sglang:* metrics on its metrics endpoint only when
+    # the engine runs with it (dynamo/sglang/publisher.py); the SGLang and disaggregation
+    # dashboards read them.
+    args.add("--enable-metrics")
     if mode:
         args.add("--disaggregation-mode", mode)
         args.add("--disaggregation-transfer-backend", "nixl")

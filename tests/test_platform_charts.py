@@ -183,6 +183,10 @@ def test_dashboard_config_maps_are_picked_up_by_the_sidecar(objects):
         "grafana-dashboard-dynamo",
         "grafana-dashboard-dynamo-kvbm",
         "grafana-dashboard-dynamo-operator",
+        "grafana-dashboard-dynamo-planner",
+        "grafana-dashboard-dynamo-disagg",
+        "grafana-dashboard-dynamo-sglang",
+        "grafana-dashboard-dynamo-cost",
     }
     for config_map in config_maps.values():
         assert config_map["metadata"]["namespace"] == MONITORING_NAMESPACE

@@ -10,40 +10,12 @@ frontend, workers and GPUs per graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from k8s_charts.dashboards.builder import GRAPH, RATE, Panel, Query, Row, build, graph_variable, quantiles
 
 DASHBOARD_UID = "dynamo-eks-overview"
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-RATE = "$__rate_interval"
-GRAPH = 'graph=~"$graph"'
 
 
-@dataclass(frozen=True)
-class Query:
-    expr: str
-    legend: str
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    description: str
-    queries: tuple[Query, ...]
-    unit: str = "short"
-    width: int = 8
-
-
-def _quantiles(metric: str) -> tuple[Query, ...]:
-    return tuple(
-        Query(
-            f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{GRAPH}}}[{RATE}])))",
-            f"p{int(q * 100)}",
-        )
-        for q in (0.5, 0.9, 0.99)
-    )
-
-
-ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
+ROWS: tuple[Row, ...] = (
     (
         "Requests",
         (
@@ -89,19 +61,19 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
             Panel(
                 "Time to first token",
                 "p50/p90/p99 of the time from request arrival to the first output token.",
-                _quantiles("dynamo_frontend_time_to_first_token_seconds"),
+                quantiles("dynamo_frontend_time_to_first_token_seconds"),
                 unit="s",
             ),
             Panel(
                 "Inter-token latency",
                 "p50/p90/p99 of the gap between consecutive output tokens.",
-                _quantiles("dynamo_frontend_inter_token_latency_seconds"),
+                quantiles("dynamo_frontend_inter_token_latency_seconds"),
                 unit="s",
             ),
             Panel(
                 "Request duration",
                 "p50/p90/p99 of end-to-end request time.",
-                _quantiles("dynamo_frontend_request_duration_seconds"),
+                quantiles("dynamo_frontend_request_duration_seconds"),
                 unit="s",
             ),
         ),
@@ -165,75 +137,10 @@ GRAPH_VARIABLE_QUERY = "label_values(dynamo_frontend_requests_total, graph)"
 
 
 def dashboard() -> dict:
-    panels: list[dict] = []
-    y = 0
-    panel_id = 1
-    for row_title, row_panels in ROWS:
-        panels.append(
-            {
-                "type": "row",
-                "title": row_title,
-                "id": panel_id,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
-                "panels": [],
-            }
-        )
-        panel_id += 1
-        y += 1
-        x = 0
-        for panel in row_panels:
-            if x + panel.width > 24:
-                x, y = 0, y + 8
-            panels.append(
-                {
-                    "type": "timeseries",
-                    "id": panel_id,
-                    "title": panel.title,
-                    "description": panel.description,
-                    "datasource": DATASOURCE,
-                    "gridPos": {"h": 8, "w": panel.width, "x": x, "y": y},
-                    "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-                    "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
-                    "targets": [
-                        {
-                            "refId": chr(ord("A") + i),
-                            "datasource": DATASOURCE,
-                            "expr": q.expr,
-                            "legendFormat": q.legend,
-                        }
-                        for i, q in enumerate(panel.queries)
-                    ],
-                }
-            )
-            panel_id += 1
-            x += panel.width
-        y += 8
-    return {
-        "uid": DASHBOARD_UID,
-        "title": "Dynamo inference",
-        "tags": ["dynamo", "dynamo-eks"],
-        "editable": False,
-        "schemaVersion": 39,
-        "time": {"from": "now-1h", "to": "now"},
-        "refresh": "30s",
-        "templating": {
-            "list": [
-                {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Data source"},
-                {
-                    "name": "graph",
-                    "label": "Graph",
-                    "type": "query",
-                    "datasource": DATASOURCE,
-                    "query": {"query": GRAPH_VARIABLE_QUERY, "refId": "graph"},
-                    "definition": GRAPH_VARIABLE_QUERY,
-                    "includeAll": True,
-                    "allValue": ".*",
-                    "multi": False,
-                    "refresh": 2,
-                    "current": {"text": "All", "value": "$__all"},
-                },
-            ]
-        },
-        "panels": panels,
-    }
+    return build(
+        DASHBOARD_UID,
+        "Dynamo inference",
+        ROWS,
+        (graph_variable(GRAPH_VARIABLE_QUERY),),
+        ("dynamo", "dynamo-eks"),
+    )

@@ -62,6 +62,11 @@ def exported_metrics() -> dict[str, str]:
     names: dict[str, str] = {}
     dynamo = json.loads((SOURCES / "dynamo.json").read_text())
     names.update({n: f"dynamo {dynamo['ai_dynamo_runtime']}" for n in dynamo["metrics"]})
+    # Series names as a scrape shows them (_total, _bucket, ... included), recorded by
+    # tools/prometheus_client_names.py: the Planner's and SGLang's engine metrics.
+    for record in ("dynamo-planner.json", "sglang-0.5.21.json"):
+        data = json.loads((SOURCES / record).read_text())
+        names.update({n: f"{data['package']} {data['version']}" for n in data["metrics"]})
     operator = yaml.safe_load((SOURCES / "dynamo-operator.yaml").read_text())
     names.update({n: "dynamo operator" for n in operator["metrics"]})
     with (SOURCES / "dcgm-exporter-default-counters.csv").open() as f:
