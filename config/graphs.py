@@ -104,6 +104,65 @@ class FrontendIngressConfig(StrictModel):
 
 _NAMESPACE = re.compile(r"^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
+# The one kind of load balancer a frontend may get: internal, so its addresses are private to
+# the VPC (and networks routed into it). Internet-facing ones are refused, not flagged.
+INTERNAL_NLB = "internal_nlb"
+_PUBLIC_TYPES = ("internet_facing", "internet-facing", "external", "public", "nlb", "elb")
+ACM_CERTIFICATE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+
+
+class FrontendExposeConfig(StrictModel):
+    """A load balancer in front of the frontend (k8s_charts/frontend_exposure.py). Absent = the
+    frontend is reachable only inside the cluster."""
+
+    type: str = Field(
+        description='"internal_nlb": an internal Network Load Balancer in the private subnets; '
+        "the only kind (internet-facing ones are refused)."
+    )
+    source_ranges: list[Ipv4Cidr] = Field(
+        description="Client address ranges the load balancer admits (its listener and the "
+        "frontend's NetworkPolicy); at least one, none /0."
+    )
+    tls_certificate_arn: str | None = Field(
+        None,
+        description="ACM certificate: a TLS listener on 443 that ends TLS at the load balancer; "
+        "null = plain HTTP on 8000.",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _internal_only(cls, value: str) -> str:
+        if value.lower() in _PUBLIC_TYPES:
+            raise ValueError(
+                f"'{value}' would put the frontend on the internet; only '{INTERNAL_NLB}' is "
+                "offered: reach it over VPN, peering or Direct Connect and list those ranges"
+            )
+        if value != INTERNAL_NLB:
+            raise ValueError(f"unknown load balancer type '{value}'; use '{INTERNAL_NLB}'")
+        return value
+
+    @field_validator("source_ranges")
+    @classmethod
+    def _ranges(cls, value: list[str]) -> list[str]:
+        if not value:
+            # An empty list would make the service controller open the listener to 0.0.0.0/0.
+            raise ValueError("no source ranges; list the client ranges, e.g. [10.0.0.0/16] for the VPC")
+        if any(cidr.endswith("/0") for cidr in value):
+            raise ValueError(
+                "a /0 range admits every address; list the ranges clients come from (e.g. 10.0.0.0/16)"
+            )
+        return value
+
+    @field_validator("tls_certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str | None) -> str | None:
+        if value is not None and not ACM_CERTIFICATE_ARN.match(value):
+            raise ValueError(
+                f"'{value}' is not an ACM certificate ARN; use "
+                "arn:aws:acm:<region>:<account>:certificate/<id> (or null for plain HTTP)"
+            )
+        return value
+
 
 class PlannerConfig(StrictModel):
     """Dynamo Planner: autoscaling of the worker roles through scaling adapters.
@@ -319,6 +378,11 @@ class GraphConfig(StrictModel):
         FrontendIngressConfig(),
         description="Where the frontend's port may be reached from inside the cluster (NetworkPolicy).",
     )
+    expose: FrontendExposeConfig | None = Field(
+        None,
+        description="An internal load balancer for the frontend (source ranges, optional TLS); "
+        "null = reachable only inside the cluster.",
+    )
     worker: WorkerRoleConfig | None = Field(None, description="Workers of agg / agg_router graphs.")
     prefill: WorkerRoleConfig | None = Field(None, description="Prefill workers (disagg*, multinode).")
     decode: WorkerRoleConfig | None = Field(None, description="Decode workers (disagg*, multinode).")
@@ -429,6 +493,10 @@ class GraphConfig(StrictModel):
     def frontend_service(self) -> str:
         """Service the Dynamo operator creates for the frontend component."""
         return f"{self.name}-frontend"
+
+    def frontend_load_balancer_service(self) -> str:
+        """Our LoadBalancer Service in front of the frontend, when `expose` is set."""
+        return f"{self.name}-frontend-lb"
 
 
 def _graph_problem(graph: GraphConfig) -> str | None:

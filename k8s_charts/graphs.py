@@ -36,9 +36,9 @@ from k8s_charts.dynamo_graph import (
     Multinode,
     ScalingAdapter,
 )
+from k8s_charts.frontend_exposure import frontend_load_balancer
 from k8s_charts.network_policies import COMPONENT_LABEL, GRAPH_LABEL, graph_network_policies
 from k8s_charts.pod_security import (
-    EFA_CAPABILITIES,
     container_security_context,
     pod_security_context,
     scratch_mounts,
@@ -125,6 +125,12 @@ def graph_chart(
             components=components,
             backend_framework=None if graph.backend == "mocker" else graph.backend,
         ),
+    )
+    frontend_load_balancer(
+        chart,
+        graph,
+        frontend_port=FRONTEND_SERVICE_PORT,
+        pod_labels={GRAPH_LABEL: graph.name, COMPONENT_LABEL: "frontend"},
     )
     if graph.prefetch and graph.uses_gpus:
         from k8s_charts.model_prefetch import model_prefetch_job
@@ -327,13 +333,10 @@ def worker_component(
         requests["nvidia.com/gpu"] = _q(role.gpus_per_pod)
     else:
         requests.update({"cpu": _q(1), "memory": _q("2Gi")})
-    security = container_security_context()
     if efa:
         count = _q(placed.efa_interfaces)
         limits[EFA_RESOURCE] = count
         requests[EFA_RESOURCE] = count
-        # libfabric registers (pins) memory for RDMA: the one capability added back.
-        security = container_security_context(add=EFA_CAPABILITIES)
     container = k8s.Container(
         name="main",
         image=worker_image(cfg, graph, inputs, efa),
@@ -346,7 +349,8 @@ def worker_component(
         else None,
         volume_mounts=mounts,
         resources=k8s.ResourceRequirements(requests=requests, limits=limits or None),
-        security_context=security,
+        # No IPC_LOCK for EFA: see k8s_charts/pod_security.py (EFA and locked memory).
+        security_context=container_security_context(),
         working_dir="/workspace",
     )
     node_selector = placed.node_selector

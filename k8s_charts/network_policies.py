@@ -17,7 +17,10 @@ Flows:
   among them. Other graphs' pods are not the graph's own: they reach it only through the
   frontend rule;
 - metrics ports from the monitoring namespace (what the PodMonitors in
-  k8s_charts/platform_charts.py scrape), when monitoring is on.
+  k8s_charts/platform_charts.py scrape), when monitoring is on;
+- the frontend's port from `expose.source_ranges`, when the graph has an internal load
+  balancer (k8s_charts/frontend_exposure.py): its Service keeps the client's address, so the
+  clients' ranges are what reaches the pod, not the load balancer's or the nodes'.
 """
 
 from __future__ import annotations
@@ -108,6 +111,21 @@ def graph_network_policies(
             f"{name}-frontend-clients",
             _selector(graph, "frontend"),
             [k8s.NetworkPolicyIngressRule(from_=peers, ports=_ports([frontend_port]))],
+        )
+    if graph.expose is not None:
+        _policy(
+            chart,
+            f"{name}-frontend-load-balancer",
+            _selector(graph, "frontend"),
+            [
+                k8s.NetworkPolicyIngressRule(
+                    from_=[
+                        k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=c))
+                        for c in graph.expose.source_ranges
+                    ],
+                    ports=_ports([frontend_port]),
+                )
+            ],
         )
     monitoring = k8s.NetworkPolicyPeer(namespace_selector=_namespaces([MONITORING_NAMESPACE]))
     for component, ports in (metrics_ports or {}).items():

@@ -112,10 +112,6 @@ DYNAMO_SYSTEM_PSA_REASON = (
     "restricted requires; none of its pods asks for host namespaces, hostPath or privilege, "
     "which baseline forbids"
 )
-EFA_PSA_REASON = (
-    "EFA workers add IPC_LOCK (libfabric memory registration), outside even baseline's "
-    "capability list, so only privileged admits them"
-)
 
 
 def namespace_pod_security(cfg: DeploymentConfig) -> dict[str, tuple[str, str | None]]:
@@ -123,11 +119,9 @@ def namespace_pod_security(cfg: DeploymentConfig) -> dict[str, tuple[str, str | 
     to exist. The Helm releases installed into them (Dynamo platform, External Secrets,
     kube-prometheus-stack, DCGM exporter) do not create them but wait for this chart
     (stacks/platform_stack.py). kube-system (Karpenter, device plugins) is EKS's, not ours."""
-    from plan.resolve import resolve_graph
-
-    efa = any(role.efa for graph in cfg.graphs for role in resolve_graph(cfg, graph).roles)
     levels: dict[str, tuple[str, str | None]] = {
-        INFERENCE_NAMESPACE: ("privileged", EFA_PSA_REASON) if efa else ("restricted", None),
+        # EFA workers included: they add no capability (k8s_charts/pod_security.py).
+        INFERENCE_NAMESPACE: ("restricted", None),
         DYNAMO_SYSTEM_NAMESPACE: ("baseline", DYNAMO_SYSTEM_PSA_REASON),
         # The chart's controller, webhook and cert controller all default to restricted's
         # securityContext (non-root uid 1000, no privilege escalation, drop ALL, read-only

@@ -24,6 +24,46 @@ Nothing we run needs to write the image's own filesystem: engines write their JI
 download caches under $HOME (~/.cache: flashinfer, vLLM, Triton's ~/.triton, torch
 extensions) and /tmp (torch inductor, NIXL/UCX scratch); Hugging Face goes to HF_HOME on
 the model-cache volume. So the root filesystem is read-only and both are `emptyDir`s.
+
+EFA and locked memory (issue 20): EFA workers add no capability, so every pod, EFA or not,
+meets restricted and the inference namespace enforces it. libfabric registers (pins) host
+memory for RDMA, which the kernel allows up to RLIMIT_MEMLOCK, or beyond it with an
+*effective* CAP_IPC_LOCK. Upstream's EKS example (ai-dynamo/dynamo
+examples/deployments/EKS/manifests/vllm/v1beta1/disagg.yaml @2ac51ddab1f8ec3715dc4e91b18b4dfbdbd9886f)
+adds IPC_LOCK, but for our pods it never was effective:
+
+- They run as uid 1000 with `allowPrivilegeEscalation: false` (no_new_privs). containerd puts
+  added capabilities in the bounding, permitted and effective sets of the runtime's process
+  (containerd/containerd pkg/oci/spec_opts.go `WithCapabilities`
+  @18fcad83054ea3df0b85757f5dd0d2c312cb69b7; older releases also the inheritable set),
+  never in the ambient set (Kubernetes has no ambient field: kubernetes/kubernetes#56374 is
+  open; containerd/containerd#5668, which would have added them, was closed unmerged). On
+  execve a non-root process without file capabilities keeps only ambient capabilities
+  (capabilities(7)), so the engine starts with CapEff 0. Checked here with
+  `capsh --keep=1 --gid=0 --uid=1000 --caps=cap_ipc_lock+eip -- -c 'grep CapEff /proc/self/status'`:
+  CapEff 0000000000000000; only `--addamb=cap_ipc_lock` keeps bit 14.
+- So what bounds pinning is the container's RLIMIT_MEMLOCK, set by the node:
+  - Bottlerocket (`bottlerocket@v1.67.0`): on a node with an EFA device, schnauzer's
+    `oci_defaults` helper sets every container's max-locked-memory soft and hard limits to
+    unlimited (unless settings.oci-defaults.resource-limits sets them):
+    bottlerocket-os/bottlerocket-core-kit sources/api/schnauzer/src/helpers/mod.rs
+    `generate_oci_resource_limits` @a10182f974abd19de803bb7a324b5a0bdeab4ced (PR #141, "EFA
+    Support - Automated host configurations"). Without EFA the defaults set only
+    max-open-files (bottlerocket-os/bottlerocket
+    sources/models/shared-defaults/oci-defaults-containerd-cri-resource-limits.toml
+    @7b67f9118151e67ac1e0972ef9d48eb3487c4ce9), and containerd.service sets no LimitMEMLOCK
+    (packages/containerd/containerd.service @033ad218fc812df10b2d80a0de5e5467cb0cf176).
+  - AL2023 (`al2023@v20261023`): nodeadm's default containerd base runtime spec sets only
+    RLIMIT_NOFILE (awslabs/amazon-eks-ami nodeadm/internal/containerd/base-runtime-spec.json
+    @81fec2e895854f599974fe4d3d72f61c0a9aaffa), and nothing under templates/al2023 sets
+    LimitMEMLOCK for containerd (same commit; its only drop-in,
+    containerd.service.d/00-runtime-slice.conf, sets the slice). Containers inherit
+    containerd's limit: 8 MiB by default (kernel >= 5.16 and systemd's DefaultLimitMEMLOCK),
+    not unlimited. The AL2023 containerd package's own unit file could not be read here.
+    Raising it is a node setting (nodeadm `containerd.baseRuntimeSpec` rlimits
+    RLIMIT_MEMLOCK), not a pod capability: the IPC_LOCK we used to add never bypassed it.
+
+These are the nearest stored commits, not checked against the pinned AMI releases.
 """
 
 from __future__ import annotations
@@ -36,11 +76,6 @@ IMAGE_GID = 0
 IMAGE_HOME = "/home/dynamo"
 # Scratch paths the programs write (name, mount path).
 SCRATCH_DIRS = (("tmp", "/tmp"), ("home", IMAGE_HOME))
-
-# libfabric registers (pins) memory for RDMA over EFA. The only capability our pods add; Pod
-# Security "restricted" (and even "baseline") forbid it, so a namespace with EFA pods cannot
-# enforce restricted (see namespace_pod_security).
-EFA_CAPABILITIES = ("IPC_LOCK",)
 
 # Pod Security Admission labels (https://kubernetes.io/docs/concepts/security/pod-security-admission/).
 PSA_PREFIX = "pod-security.kubernetes.io"
@@ -58,13 +93,13 @@ def pod_security_context() -> k8s.PodSecurityContext:
     )
 
 
-def container_security_context(add: tuple[str, ...] = ()) -> k8s.SecurityContext:
-    """drop ALL, add back only `add` (named by the caller, with its reason)."""
+def container_security_context() -> k8s.SecurityContext:
+    """drop ALL and add nothing back (EFA included: see the module docstring)."""
     return k8s.SecurityContext(
         allow_privilege_escalation=False,
         read_only_root_filesystem=True,
         run_as_non_root=True,
-        capabilities=k8s.Capabilities(drop=["ALL"], add=list(add) or None),
+        capabilities=k8s.Capabilities(drop=["ALL"]),
         seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
     )
 

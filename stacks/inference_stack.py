@@ -2,7 +2,8 @@
 
 Graphs are spread over several Inference stacks (`GRAPHS_PER_STACK` each) so that fifty
 graphs stay far below CloudFormation's per-template limits (1 MB body, 500 resources,
-200 outputs); each stack reads like a list: one manifest and two outputs per graph.
+200 outputs); each stack reads like a list: one manifest and two outputs per graph (three
+when its frontend has a load balancer).
 """
 
 from __future__ import annotations
@@ -93,6 +94,14 @@ class InferenceStack(Stack):
                 value=graph_charts.port_forward_command(graph),
                 description=f"graph {graph.name}: then call http://localhost:8000/v1/models",
             )
+            if graph.expose is not None:
+                CfnOutput(
+                    self,
+                    f"{camel}LoadBalancerService",
+                    value=f"{graph_charts.INFERENCE_NAMESPACE}/{graph.frontend_load_balancer_service()}",
+                    description=f"graph {graph.name}: internal NLB Service (namespace/name); its "
+                    "address is in status.loadBalancer.ingress",
+                )
 
 
 def add_inference_stacks(

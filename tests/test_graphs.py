@@ -171,7 +171,8 @@ def test_multinode_on_p5_with_efa():
         # TP 16 over 2 nodes: 8 GPUs and all 32 EFA interfaces of each p5.48xlarge.
         assert container["resources"]["limits"] == {"nvidia.com/gpu": "8", "vpc.amazonaws.com/efa": "32"}
         assert container["image"].endswith("/vllm-runtime:1.6.1-efa")
-        assert container["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
+        # IPC_LOCK would not be effective for uid 1000 (k8s_charts/pod_security.py).
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
         transfer = json.loads(flag(comp, "--kv-transfer-config"))
         assert transfer["kv_connector_extra_config"] == {"backends": ["LIBFABRIC"]}
         assert comp["podTemplate"]["spec"]["nodeSelector"] == {"karpenter.sh/nodepool": "gpu-p5"}

@@ -63,6 +63,26 @@ def test_multinode_example_synthesizes():
     }
 
 
+EXPOSED = REPO / "config" / "examples" / "graphs" / "internal-load-balancer.yaml"
+
+
+@pytest.mark.xdist_group("exposed")
+def test_an_exposed_graph_applies_its_load_balancer_with_the_graph_and_names_it():
+    result = synth(EXPOSED)
+    objects = manifests(result.template("inference"))
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert validate_all(objects) == []
+    result.assertions("inference").has_output(
+        "HelloInternalLbLoadBalancerService", {"Value": "dynamo/hello-internal-lb-frontend-lb"}
+    )
+
+
+def test_a_graph_without_expose_gets_no_load_balancer_output(default_synth):
+    outputs = default_synth.template("inference").get("Outputs", {})
+    assert not [name for name in outputs if name.endswith("LoadBalancerService")]
+
+
 def _graphs(count: int, **pins: int) -> list:
     data = yaml.safe_load(DEFAULT_CONFIG.read_text())["graphs"][0]
     names = [f"g{i:02d}" for i in range(count)]

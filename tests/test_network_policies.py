@@ -10,7 +10,7 @@ import functools
 import pytest
 from pydantic import ValidationError
 
-from config.graphs import FrontendIngressConfig
+from config.graphs import FrontendExposeConfig, FrontendIngressConfig
 from config.names import FRONTEND_SERVICE_PORT, INFERENCE_NAMESPACE, MONITORING_NAMESPACE
 from config.schema import DeploymentConfig
 from k8s_charts.graphs import KVBM_METRICS_PORT, WORKER_SYSTEM_PORT
@@ -59,7 +59,19 @@ def with_ingress(**ingress) -> list[dict]:
     return graph_objects(cfg.model_copy(update={"graphs": [graph]}))
 
 
+def with_expose(ingress: dict | None = None, **expose) -> list[dict]:
+    cfg = load_config(DEFAULT_CONFIG)
+    update: dict = {"expose": FrontendExposeConfig(type="internal_nlb", **expose)}
+    if ingress is not None:
+        update["frontend_ingress"] = FrontendIngressConfig(**ingress)
+    graph = cfg.graphs[0].model_copy(update=update)
+    return graph_objects(cfg.model_copy(update={"graphs": [graph]}))
+
+
 APP = Pod("apps", {"app": "chat"})
+# A client behind the internal load balancer: its address reaches the pod (Local policy).
+LB_CLIENT = Pod("", ip="10.50.7.9")
+OUTSIDER = Pod("", ip="10.60.7.9")
 PROMETHEUS = Pod(MONITORING_NAMESPACE, {"app.kubernetes.io/name": "prometheus"})
 STRANGER = Pod(INFERENCE_NAMESPACE, {"dynamo-eks/graph": "another-graph", "dynamo-eks/component": "worker"})
 
@@ -128,6 +140,46 @@ CASES = [
         FRONTEND_SERVICE_PORT,
         False,
     ),
+    # An exposed frontend: its load balancer's clients, on the frontend port only, and no
+    # further than the frontend, even with in-cluster clients cut to none.
+    (
+        lambda: with_expose(source_ranges=["10.50.0.0/16"]),
+        LB_CLIENT,
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        True,
+    ),
+    (
+        lambda: with_expose(source_ranges=["10.50.0.0/16"]),
+        OUTSIDER,
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        False,
+    ),
+    (
+        lambda: with_expose(source_ranges=["10.50.0.0/16"]),
+        LB_CLIENT,
+        (G, "frontend"),
+        WORKER_SYSTEM_PORT,
+        False,
+    ),
+    (lambda: with_expose(source_ranges=["10.50.0.0/16"]), LB_CLIENT, (G, "decode"), 40123, False),
+    (
+        lambda: with_expose({"namespaces": []}, source_ranges=["10.50.0.0/16"]),
+        LB_CLIENT,
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        True,
+    ),
+    (
+        lambda: with_expose({"namespaces": []}, source_ranges=["10.50.0.0/16"]),
+        APP,
+        (G, "frontend"),
+        FRONTEND_SERVICE_PORT,
+        False,
+    ),
+    # Not exposed: the same client address is refused (the default admits namespaces, not CIDRs).
+    (default, LB_CLIENT, (G, "frontend"), FRONTEND_SERVICE_PORT, False),
 ]
 
 
@@ -165,6 +217,29 @@ def without(objects: list[dict], name: str) -> list[dict]:
 def test_a_missing_rule_breaks_an_expected_flow(policy, source, dest, port):
     assert decide(default(), source, dest, port)
     assert not decide(without(default(), policy), source, dest, port)
+
+
+def test_a_missing_load_balancer_rule_breaks_the_exposed_flow():
+    objects = with_expose({"namespaces": []}, source_ranges=["10.50.0.0/16"])
+    assert decide(objects, LB_CLIENT, (G, "frontend"), FRONTEND_SERVICE_PORT)
+    assert not decide(
+        without(objects, f"{G}-frontend-load-balancer"), LB_CLIENT, (G, "frontend"), FRONTEND_SERVICE_PORT
+    )
+
+
+@pytest.mark.parametrize("label", [label for label, _ in shipped_configs()])
+def test_every_exposed_graph_admits_its_source_ranges_and_its_service_targets_the_port(label):
+    (cfg,) = [cfg for name, cfg in shipped_configs() if name == label]
+    objects = graph_objects(cfg)
+    found = pods(objects)
+    for graph in (g for g in cfg.graphs if g.expose is not None):
+        (service,) = [o for o in objects if o["metadata"]["name"] == graph.frontend_load_balancer_service()]
+        (port,) = service["spec"]["ports"]
+        for cidr in graph.expose.source_ranges:
+            client = Pod("", ip=cidr.split("/")[0])
+            assert ingress_allowed(
+                policies(objects), client, found[(graph.name, "frontend")], port["targetPort"]
+            )
 
 
 def test_without_the_default_deny_the_workers_are_still_isolated_by_the_other_policies():

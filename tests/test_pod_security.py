@@ -1,6 +1,7 @@
 """Every pod we render, of every shipped config, meets Pod Security "restricted"
-(tests/tools/pod_security_standards.py, written from the published standard), but for the
-named exceptions below; and every namespace we create carries the level its pods allow."""
+(tests/tools/pod_security_standards.py, written from the published standard), EFA workers
+included (they add no capability: k8s_charts/pod_security.py), and sits in a namespace that
+enforces restricted or names its reason for less."""
 
 from __future__ import annotations
 
@@ -17,14 +18,10 @@ from config.names import (
 )
 from config.schema import DeploymentConfig
 from k8s_charts.graphs import EFA_RESOURCE
-from k8s_charts.pod_security import EFA_CAPABILITIES, IMAGE_UID, PSA_PREFIX, SCRATCH_DIRS
+from k8s_charts.pod_security import IMAGE_UID, PSA_PREFIX, PSA_REASON_ANNOTATION, SCRATCH_DIRS
 from k8s_charts.registry import render
 from tests.tools.configs import shipped_configs
 from tests.tools.pod_security_standards import pod_specs, restricted_violations
-
-# Pods that cannot meet restricted, and why. EFA workers: libfabric pins memory for RDMA,
-# so they add IPC_LOCK, which restricted (and baseline) forbid.
-EXCEPTIONS = {"efa": f"EFA worker: adds {list(EFA_CAPABILITIES)} for libfabric's memory registration"}
 
 
 def shipped() -> tuple[tuple[str, DeploymentConfig], ...]:
@@ -45,29 +42,42 @@ def is_efa(spec: dict) -> bool:
     return any(EFA_RESOURCE in ((c.get("resources") or {}).get("limits") or {}) for c in spec["containers"])
 
 
-def exception(spec: dict) -> str | None:
-    return EXCEPTIONS["efa"] if is_efa(spec) else None
+def placed_pods(label: str) -> list[tuple[str, str, dict]]:
+    """(namespace, name, pod spec) of every pod we render."""
+    return [
+        (obj["metadata"].get("namespace", ""), name, spec)
+        for objects in rendered(label).values()
+        for obj in objects
+        for name, spec in pod_specs([obj])
+    ]
 
 
-def allowed_by_exception(line: str) -> bool:
-    """The only violations an exception may have: the EFA capabilities, nothing else."""
-    return (
-        line.startswith("Capabilities:")
-        and " adds " in line
-        and all(cap in EFA_CAPABILITIES for cap in line.split(" adds ")[1].strip("[]'").split("', '"))
-    )
+def admission_problems(pods: list[tuple[str, str, dict]], namespaces_: dict[str, dict]) -> list[str]:
+    """A pod must meet restricted, unless its namespace enforces less and says why."""
+    problems = []
+    for namespace, name, spec in pods:
+        meta = namespaces_.get(namespace)
+        if meta is None:
+            problems.append(f"{name}: namespace {namespace!r} is not one we create")
+            continue
+        if meta["labels"][f"{PSA_PREFIX}/enforce"] != "restricted":
+            if not (meta.get("annotations") or {}).get(PSA_REASON_ANNOTATION):
+                problems.append(
+                    f"{name}: namespace {namespace} enforces less than restricted, with no reason"
+                )
+            continue
+        problems += [f"{name}: {v}" for v in restricted_violations(spec)]
+    return problems
 
 
 @pytest.mark.parametrize("label", labels())
-def test_every_rendered_pod_meets_restricted_or_is_a_named_exception(label):
-    pods = [(name, spec) for objects in rendered(label).values() for name, spec in pod_specs(objects)]
-    problems = []
-    for name, spec in pods:
-        violations = restricted_violations(spec)
-        if exception(spec):
-            problems += [f"{name}: {v}" for v in violations if not allowed_by_exception(v)]
-        else:
-            problems += [f"{name}: {v}" for v in violations]
+def test_every_rendered_pod_meets_restricted_or_sits_in_a_namespace_with_a_reason(label):
+    assert admission_problems(placed_pods(label), namespaces(label)) == []
+
+
+@pytest.mark.parametrize("label", labels())
+def test_every_rendered_pod_meets_restricted(label):
+    problems = [f"{name}: {v}" for _, name, spec in placed_pods(label) for v in restricted_violations(spec)]
     assert problems == []
 
 
@@ -99,21 +109,28 @@ def test_the_shipped_configs_render_pods_of_every_kind_we_make():
         assert expected in names, names
 
 
-def test_efa_workers_are_the_only_exception_and_add_only_ipc_lock():
-    efa = [
-        (name, spec)
-        for label in labels()
-        for objects in rendered(label).values()
-        for name, spec in pod_specs(objects)
-        if exception(spec)
-    ]
-    assert efa, "a shipped config has EFA workers; the exception must be exercised"
+def test_efa_workers_add_no_capability():
+    efa = [(name, spec) for label in labels() for _, name, spec in placed_pods(label) if is_efa(spec)]
+    assert efa, "a shipped config has EFA workers; they must be exercised"
     for name, spec in efa:
         (container,) = spec["containers"]
-        assert container["securityContext"]["capabilities"] == {
-            "add": list(EFA_CAPABILITIES),
-            "drop": ["ALL"],
-        }, name
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}, name
+        assert restricted_violations(spec) == [], name
+
+
+def test_the_admission_check_refuses_a_planted_efa_capability_and_an_unexplained_level():
+    label = next(label for label in labels() if any(is_efa(spec) for _, _, spec in placed_pods(label)))
+    pods = copy.deepcopy(placed_pods(label))
+    created = copy.deepcopy(namespaces(label))
+    assert admission_problems(pods, created) == []
+    namespace, name, spec = next(pod for pod in pods if is_efa(pod[2]))
+    spec["containers"][0]["securityContext"]["capabilities"]["add"] = ["IPC_LOCK"]
+    assert any(name in line and "adds" in line for line in admission_problems(pods, created))
+    # A lower level admits it only with its reason on the namespace.
+    created[namespace]["labels"][f"{PSA_PREFIX}/enforce"] = "privileged"
+    assert any("no reason" in line for line in admission_problems(pods, created))
+    created[namespace]["annotations"] = {PSA_REASON_ANNOTATION: "planted"}
+    assert admission_problems(pods, created) == []
 
 
 PLANTED = {
@@ -177,7 +194,7 @@ def test_every_namespace_we_create_has_pod_security_labels(label):
         assert labels_.get(f"{PSA_PREFIX}/audit") == "restricted", name
         enforce = labels_.get(f"{PSA_PREFIX}/enforce")
         if enforce != "restricted":
-            assert meta.get("annotations", {}).get("dynamo-eks/pod-security-reason"), name
+            assert meta.get("annotations", {}).get(PSA_REASON_ANNOTATION), name
 
 
 @pytest.mark.parametrize("label", labels())
@@ -188,17 +205,12 @@ def test_third_party_namespaces_get_the_level_their_charts_allow(label):
     assert level[EXTERNAL_SECRETS_NAMESPACE] == "restricted"
     # dynamo-platform's bundled NATS sets no securityContext: baseline, never privileged.
     assert level[DYNAMO_SYSTEM_NAMESPACE] == "baseline"
-    assert "NATS" in created[DYNAMO_SYSTEM_NAMESPACE]["annotations"]["dynamo-eks/pod-security-reason"]
+    assert "NATS" in created[DYNAMO_SYSTEM_NAMESPACE]["annotations"][PSA_REASON_ANNOTATION]
     if MONITORING_NAMESPACE in created:  # node-exporter: hostNetwork, hostPID, hostPath
         assert level[MONITORING_NAMESPACE] == "privileged"
 
 
 @pytest.mark.parametrize("label", labels())
-def test_the_inference_namespace_enforces_restricted_unless_it_runs_an_exception(label):
-    specs = [spec for objects in rendered(label).values() for _, spec in pod_specs(objects)]
+def test_the_inference_namespace_enforces_restricted(label):
     enforce = namespaces(label)[INFERENCE_NAMESPACE]["labels"][f"{PSA_PREFIX}/enforce"]
-    needs = any(exception(spec) for spec in specs)
-    # IPC_LOCK is outside baseline's capability list too: only privileged admits it.
-    assert enforce == ("privileged" if needs else "restricted")
-    if not needs:
-        assert all(restricted_violations(spec) == [] for spec in specs)
+    assert enforce == "restricted"

@@ -10,7 +10,8 @@ port?" of rendered policies.
 - A peer: `podSelector` alone = pods of the policy's namespace; `namespaceSelector` alone =
   every pod of the matching namespaces; both = matching pods in matching namespaces;
   `ipBlock` = source addresses in `cidr` and not in `except`. Namespaces carry
-  `kubernetes.io/metadata.name`.
+  `kubernetes.io/metadata.name`. A source with no namespace is outside the cluster (a load
+  balancer's client): only ipBlock peers can match it.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def _peer_matches(peer: dict, policy_namespace: str, source: Pod) -> bool:
         return address in ipaddress.ip_network(block["cidr"]) and not any(
             address in ipaddress.ip_network(e) for e in block.get("except") or []
         )
+    if not source.namespace:
+        return False
     pods, namespaces = peer.get("podSelector"), peer.get("namespaceSelector")
     if namespaces is None:
         namespace_ok = source.namespace == policy_namespace
