@@ -87,6 +87,55 @@ class ModelCacheConfig(StrictModel):
     )
 
 
+class LogsConfig(StrictModel):
+    """Fluent Bit on every node, shipping every container's log to one CloudWatch log group."""
+
+    enabled: bool = Field(
+        False,
+        description="Ship every container's stdout/stderr to the CloudWatch log group "
+        "/aws/eks/<cluster>/containers (aws-for-fluent-bit DaemonSet in kube-system). Off: "
+        "logs stay on the nodes and go with them (kubectl logs only).",
+    )
+    retention_days: int = Field(
+        30,
+        ge=1,
+        le=3653,
+        description="Days CloudWatch keeps container logs (rounded up to a period CloudWatch "
+        "offers); the group goes or stays with the stack per removal_policy.",
+    )
+
+
+class TracingConfig(StrictModel):
+    """Grafana Tempo receiving Dynamo's OpenTelemetry traces, shown in Grafana."""
+
+    enabled: bool = Field(
+        False,
+        description="Install Tempo (single binary) in the monitoring namespace, add it to Grafana "
+        "as a datasource, and have every Dynamo pod export its request spans to it over OTLP.",
+    )
+    retention_hours: int = Field(
+        72, ge=1, le=720, description="Hours Tempo keeps traces before its compactor deletes them."
+    )
+    storage_gib: int = Field(
+        20,
+        ge=5,
+        le=1000,
+        description="Size of Tempo's encrypted gp3 volume (EBS CSI) for trace blocks and its WAL.",
+    )
+
+
 class PlatformConfig(StrictModel):
     monitoring: MonitoringConfig = Field(MonitoringConfig(), description="Metrics and dashboards.")
     model_cache: ModelCacheConfig = Field(ModelCacheConfig(), description="Shared model cache.")
+    logs: LogsConfig = Field(LogsConfig(), description="Container logs to CloudWatch Logs.")
+    tracing: TracingConfig = Field(TracingConfig(), description="Dynamo request traces in Tempo.")
+
+    @model_validator(mode="after")
+    def _tracing_needs_grafana(self) -> PlatformConfig:
+        if self.tracing.enabled and not self.monitoring.enabled:
+            raise ValueError(
+                "tracing.enabled: true needs monitoring.enabled: true (traces are read in its "
+                "Grafana and Tempo's volume uses its gp3-encrypted StorageClass); enable "
+                "monitoring or set tracing.enabled: false"
+            )
+        return self

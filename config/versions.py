@@ -71,6 +71,14 @@ KUBE_PROMETHEUS_STACK = "88.5.3"
 PROMETHEUS_COMMUNITY_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 DCGM_EXPORTER = "4.8.4"
 DCGM_EXPORTER_CHART_REPO = "https://nvidia.github.io/dcgm-exporter/helm-charts"
+# Logs and traces (platform.logs, platform.tracing). Our values are checked against each
+# chart's values.yaml vendored at exactly this version (tests/data/upstream/README.md).
+# aws-for-fluent-bit 0.2.0 ships AWS for Fluent Bit 3.2.1; its chart lives in EKS_CHARTS_REPO.
+AWS_FOR_FLUENT_BIT = "0.2.0"
+# Tempo single binary 2.10.8. The chart moved from grafana/helm-charts (deprecated there at
+# 1.24.4) to grafana-community/helm-charts in 2026-02.
+TEMPO = "2.2.4"
+GRAFANA_COMMUNITY_CHART_REPO = "https://grafana-community.github.io/helm-charts"
 
 # Dynamo image build (image_build/buildspec.yml): upstream source at tag v<DYNAMO>, rendered
 # with container/render.py. Its CUDA choice per framework (1.6: trtllm needs 13.1).

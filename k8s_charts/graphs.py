@@ -44,6 +44,7 @@ from k8s_charts.pod_security import (
     scratch_mounts,
     scratch_volumes,
 )
+from k8s_charts.tracing import tracing_env
 from plan.capacity import WORKER_HOST_GB, offload_host_gb
 from plan.engine_args import PLANNER_METRICS_PORT, planner_config, worker_args
 from plan.images import image_uri
@@ -220,6 +221,7 @@ def frontend_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphI
     env = _hf_env()
     if graph.kv_routed:
         env.append(k8s.EnvVar(name="DYN_ROUTER_MODE", value="kv"))
+    env += tracing_env(cfg, graph, "frontend")
     container = k8s.Container(
         name="main",
         image=_image(cfg, graph, inputs, "dynamo-frontend"),
@@ -252,7 +254,10 @@ def planner_component(cfg: DeploymentConfig, graph: GraphConfig, inputs: GraphIn
         image=_image(cfg, graph, inputs, "dynamo-planner"),
         command=["python3", "-m", "dynamo.planner"],
         args=["--config", json.dumps(planner_config(graph), sort_keys=True)],
-        env=[k8s.EnvVar(name="PROMETHEUS_ENDPOINT", value=inputs.prometheus_url)],
+        env=[
+            k8s.EnvVar(name="PROMETHEUS_ENDPOINT", value=inputs.prometheus_url),
+            *tracing_env(cfg, graph, "planner"),
+        ],
         ports=[k8s.ContainerPort(name="metrics", container_port=PLANNER_METRICS_PORT)],
         resources=k8s.ResourceRequirements(requests={"cpu": _q(1), "memory": _q("2Gi")}),
         volume_mounts=scratch_mounts(),
@@ -342,7 +347,7 @@ def worker_component(
         image=worker_image(cfg, graph, inputs, efa),
         command=["python3", "-m", f"dynamo.{graph.backend}"],
         args=worker_args(graph, role, efa),
-        env=worker_env(graph, role, efa),
+        env=worker_env(graph, role, efa) + tracing_env(cfg, graph, role.name),
         env_from=_hf_token(),
         ports=[k8s.ContainerPort(name=KVBM_METRICS_PORT_NAME, container_port=KVBM_METRICS_PORT)]
         if kvbm

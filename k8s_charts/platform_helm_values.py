@@ -1,5 +1,6 @@
 """Helm values for the platform's third-party charts: External Secrets Operator,
-kube-prometheus-stack and DCGM exporter. Pure functions of config.
+kube-prometheus-stack, DCGM exporter, and the optional log and trace pipelines (aws-for-fluent-bit,
+Tempo). Pure functions of config.
 
 Keys set on kube-prometheus-stack are checked against its vendored values.yaml
 (tests/test_platform_helm_values.py); keys that belong to its subcharts are listed in
@@ -17,7 +18,12 @@ from config.names import (
     GRAFANA_ADMIN_SECRET,
     PROMETHEUS_RELEASE,
 )
-from config.platform import MonitoringConfig
+from config.observability_names import (
+    FLUENT_BIT_RELEASE,
+    FLUENT_BIT_SERVICE_ACCOUNT,
+    TEMPO_RELEASE,
+)
+from config.platform import MonitoringConfig, TracingConfig
 from k8s_charts.placement import SYSTEM_TOLERATIONS, system_node_affinity
 
 # Label every ServiceMonitor/PodMonitor needs for our Prometheus to pick it up. The chart's
@@ -198,3 +204,65 @@ def dcgm_exporter_values(*, bottlerocket: bool = False) -> dict:
     if bottlerocket:
         values["extraEnv"] = DCGM_BOTTLEROCKET_ENV
     return values
+
+
+# Keys the Tempo chart's templates read that its values.yaml only mentions in a comment; each
+# with the template line that reads it (tests/data/upstream/tempo-2.2.4-statefulset.yaml).
+TEMPO_TEMPLATE_KEYS = {
+    "persistence.storageClassName": "storageClassName: {{ .Values.persistence.storageClassName }}",
+}
+
+
+def tempo_values(tracing: TracingConfig, *, retain_data: bool) -> dict:
+    """Tempo single binary on the system nodes, traces on an encrypted gp3 volume (the
+    StorageClass the monitoring stack applies), kept for `retention_hours`."""
+    return {
+        # Fixed object names: the OTLP endpoint Dynamo pods get and Grafana's datasource URL
+        # need no lookup (config/observability_names.py).
+        "fullnameOverride": TEMPO_RELEASE,
+        "tempo": {
+            "retention": f"{tracing.retention_hours}h",
+            # A private cluster does not send usage reports to Grafana Labs.
+            "reportingEnabled": False,
+        },
+        "persistence": {
+            "enabled": True,
+            "storageClassName": EBS_STORAGE_CLASS,
+            "size": f"{tracing.storage_gib}Gi",
+            # The chart's switch for the StatefulSet deleting its claim (whenDeleted: Delete):
+            # with removal_policy destroy the volume goes with the stack, with retain it stays.
+            "enableStatefulSetAutoDeletePVC": not retain_data,
+        },
+        **_system(),
+    }
+
+
+# Tolerate every taint: a log agent must run on every node that runs pods (system nodes'
+# CriticalAddonsOnly, GPU and EFA taints, nodes being drained), or those pods' logs are lost.
+FLUENT_BIT_TOLERATIONS = [{"operator": "Exists"}]
+# containerd writes container logs under /var/log/pods (/var/log/containers links there); the
+# chart's second default volume, /var/lib/docker/containers, is Docker's and absent on AL2023
+# and Bottlerocket nodes. Writable: Fluent Bit keeps its read offsets in /var/log/flb_kube.db
+# (the chart's input.db), so a restarted pod neither re-sends nor skips lines.
+FLUENT_BIT_VOLUMES = [{"name": "varlog", "hostPath": {"path": "/var/log"}}]
+FLUENT_BIT_VOLUME_MOUNTS = [{"name": "varlog", "mountPath": "/var/log"}]
+
+
+def fluent_bit_values(*, region: str, log_group_name: str) -> dict:
+    """Every container's log to one CloudWatch log group that the Platform stack owns (its
+    retention and removal follow config), so Fluent Bit never creates a group itself."""
+    return {
+        "fullnameOverride": FLUENT_BIT_RELEASE,
+        # Fixed name: the Pod Identity association is made for exactly this account.
+        "serviceAccount": {"create": True, "name": FLUENT_BIT_SERVICE_ACCOUNT},
+        "cloudWatchLogs": {
+            "enabled": True,
+            "region": region,
+            "logGroupName": log_group_name,
+            # The chart writes auto_create_group only when true; Fluent Bit's default is off.
+            "autoCreateGroup": False,
+        },
+        "tolerations": FLUENT_BIT_TOLERATIONS,
+        "volumes": FLUENT_BIT_VOLUMES,
+        "volumeMounts": FLUENT_BIT_VOLUME_MOUNTS,
+    }

@@ -26,12 +26,13 @@ class ChartSource:
 
 def chart_sources() -> list[ChartSource]:
     """Imported lazily so a chart's heavy imports load only when charts are rendered."""
-    from k8s_charts import graphs, karpenter_pools, platform_charts
+    from k8s_charts import graphs, karpenter_pools, observability_charts, platform_charts
 
     sources: list[ChartSource] = [
         ChartSource("karpenter-pools", karpenter_pools.build, karpenter_pools.review_inputs),
         ChartSource("platform", platform_charts.build, platform_charts.review_inputs),
         ChartSource("graphs", graphs.build, graphs.review_inputs),
+        ChartSource("observability", observability_charts.build, observability_charts.review_inputs),
     ]
     return sources
 

@@ -22,13 +22,15 @@ from config.names import (
     grafana_admin_secret_name,
     prometheus_url,
 )
+from config.observability_names import container_log_group_name
 from config.schema import DeploymentConfig
 from k8s_charts.dynamo_platform_values import dynamo_platform_values
+from k8s_charts.observability_charts import tracing_chart
 from k8s_charts.platform_charts import PlatformInputs, build_charts
 from stacks.dynamo_platform import DynamoPlatform
 from stacks.model_cache import ModelCacheFileSystem
 from stacks.nag_acknowledgements import acknowledge
-from stacks.observability import Observability
+from stacks.observability import ContainerLogs, Observability
 from stacks.platform_secrets import PlatformSecrets
 
 
@@ -90,6 +92,7 @@ class PlatformStack(Stack):
                 monitoring=monitoring,
                 retain_data=cfg.retain_data,
                 bottlerocket=cfg.karpenter.use_bottlerocket,
+                tracing=cfg.platform.tracing,
             )
             storage = self._apply(cluster, "PrometheusStorage", storage_chart)
             self.observability.prometheus_stack.node.add_dependency(namespaces, synced_secrets, storage)
@@ -97,6 +100,23 @@ class PlatformStack(Stack):
                 self.observability.dcgm_exporter.node.add_dependency(namespaces)
             monitors = self._apply(cluster, "MonitorsAndDashboards", charts.monitoring)
             monitors.node.add_dependency(self.observability.prometheus_stack)
+            traces = tracing_chart(cdk8s.App(), cfg)
+            if self.observability.tempo is not None and traces is not None:
+                # Tempo's volume uses the gp3-encrypted StorageClass applied with Prometheus'.
+                self.observability.tempo.node.add_dependency(namespaces, storage)
+                self._apply(cluster, "TracingDatasource", traces).node.add_dependency(namespaces)
+
+        self.container_logs: ContainerLogs | None = None
+        if cfg.platform.logs.enabled:
+            self.container_logs = ContainerLogs(
+                self,
+                "ContainerLogs",
+                cluster=cluster,
+                cluster_name=cfg.cluster.name,
+                region=cfg.region,
+                logs=cfg.platform.logs,
+                removal_policy=removal_policy,
+            )
 
         self.dynamo = DynamoPlatform(
             self,
@@ -150,6 +170,16 @@ class PlatformStack(Stack):
             ),
             description="Store your Hugging Face token (synced to the hf-token-secret Secret)",
         )
+        if self.container_logs is not None:
+            CfnOutput(
+                self,
+                "ContainerLogsTailCommand",
+                value=(
+                    f"aws logs tail {container_log_group_name(cfg.cluster.name)} --region {cfg.region} "
+                    "--follow --log-stream-name-prefix fluentbit-kube.var.log.containers."
+                ),
+                description="Follow every container's log (add the pod name to the prefix for one pod)",
+            )
         CfnOutput(
             self,
             "ModelCacheFileSystemId",

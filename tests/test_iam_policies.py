@@ -46,6 +46,12 @@ EXCEPTIONS: dict[tuple[str, str | int, str], str] = {
         "their ARN (arn:aws:ssm:<region>::parameter/aws/service/...); parliament's pattern "
         "wants one."
     ),
+    ("ImageBuildProjectRoleDefaultPolicy", "PullDockerHubThroughCache", "RESOURCE_MISMATCH"): (
+        "parliament 1.6.4's catalogue has no resource type for ecr:BatchImportUpstreamImage (it "
+        "predates pull-through cache); AWS's Service Authorization Reference for ECR lists it "
+        "with repository* (list_amazonelasticcontainerregistry.html), so the repositories "
+        "under the build's own pull-through cache prefix are the right resource."
+    ),
     ("TeardownGuardRoleDefaultPolicy", "ReadInstanceProfiles", "RESOURCE_MISMATCH"): (
         "parliament 1.6.4's catalogue lists iam:ListInstanceProfiles twice, once with no resource "
         'type ("*") and once with instance-profile*; the instance-profile ARN we grant matches '
@@ -111,6 +117,8 @@ def test_the_audit_covers_the_project_policies():
         "TeardownGuardRoleDefaultPolicy",
         "SecretsExternalSecretsRoleDefaultPolicy",
         "VpcFlowLogIAMRoleDefaultPolicy",
+        # platform.logs (on in the production example): Fluent Bit's Pod Identity role.
+        "ContainerLogsFluentBitRoleDefaultPolicy",
     } <= names
     # CDK's own machinery is left out.
     assert not {n for n in names if "Provider" in n or n.startswith("Pipeline")}
@@ -151,3 +159,18 @@ def test_list_instance_profiles_catalogue_still_ambiguous():
 )
 def test_the_linter_catches_planted_mistakes(statement, issue):
     assert issue in {f.issue for f in lint(statement)}
+
+
+def test_fluent_bit_may_only_write_streams_of_its_log_group():
+    """The container-log role (stacks/observability.py ContainerLogs): two write actions on the
+    stack's log group, nothing account-wide; a wildcard resource would be a finding."""
+    production = next(c for c in CONFIGS if config_id(c) == "production")
+    (policy,) = [p for p in policies(production) if construct_id(p.logical_id).startswith("ContainerLogs")]
+    (statement,) = statements(policy)
+    assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    # The placeholder ARN names the group by its logical id (tests/tools/iam_policies.py).
+    assert statement["Resource"].startswith(
+        "arn:aws:logs:us-west-2:123456789012:log-group:containerlogsgroup"
+    )
+    assert lint(statement) == []
+    assert "RESOURCE_STAR" in {f.issue for f in lint({**statement, "Resource": "*"})}
