@@ -155,13 +155,28 @@ def test_cost_dashboard_prices_are_the_catalogue_prices_of_the_plan(default_cfg)
     cost = next(e for t, e in _queries(model) if t == "Estimated cost rate")
     for price, graph in zip(prices, [g for g in default_cfg.graphs if g.uses_gpus], strict=True):
         plan = plan_graph(default_cfg, graph)
-        assert price.planned_usd_per_hour == plan.usd_per_hour
         assert [r.role for r in price.roles] == [r.role for r in plan.roles]
         for role in price.roles:
             catalogue = on_demand_usd_per_hour(role.instance, default_cfg.region)
             assert catalogue and role.usd_per_gpu_hour == pytest.approx(catalogue / role.gpus_per_instance)
             assert f"{role.usd_per_gpu_hour:.4f}" in cost and f"{role.usd_per_gpu_hour:.4f}" in text
             assert f'pod=~"{price.graph}-(.*-)?{role.role}-.*"' in cost
+
+
+def test_cost_dashboard_does_not_move_with_replicas(default_cfg):
+    # Replicas are the everyday change (make review): the dashboard holds prices, not totals.
+    from k8s_charts.dashboards.cost_dashboard import dashboard
+
+    index, graph = next((i, g) for i, g in enumerate(default_cfg.graphs) if g.uses_gpus)
+    role = graph.worker_roles()[0]
+    more = graph.model_copy(
+        update={role.name: role.config.model_copy(update={"replicas": role.config.replicas + 3})}
+    )
+    assert more.worker_roles()[0].config.replicas == role.config.replicas + 3
+    graphs = [*default_cfg.graphs]
+    graphs[index] = more
+    changed = default_cfg.model_copy(update={"graphs": graphs})
+    assert dashboard(changed) == dashboard(default_cfg)
 
 
 def test_cost_dashboard_says_when_a_graph_has_no_price(default_cfg):

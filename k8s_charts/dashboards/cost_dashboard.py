@@ -32,8 +32,6 @@ class RolePrice:
     role: str
     instance: str
     gpus_per_instance: int
-    nodes: int
-    planned_usd_per_hour: float
     usd_per_gpu_hour: float
 
 
@@ -41,7 +39,6 @@ class RolePrice:
 class GraphPrice:
     graph: str
     roles: tuple[RolePrice, ...]
-    planned_usd_per_hour: float | None
     note: str  # why a role or the graph has no price, or "" when every role has one
 
 
@@ -53,7 +50,7 @@ def graph_prices(cfg: DeploymentConfig) -> list[GraphPrice]:
         try:
             plan = plan_graph(cfg, graph)
         except CapacityError as err:
-            prices.append(GraphPrice(graph.name, (), None, f"no capacity plan: {err}"))
+            prices.append(GraphPrice(graph.name, (), f"no capacity plan: {err}"))
             continue
         roles = []
         notes = []
@@ -63,12 +60,8 @@ def graph_prices(cfg: DeploymentConfig) -> list[GraphPrice]:
                 continue
             instance = role.fit.instance
             per_gpu = role.usd_per_hour / role.node_count / instance.gpus
-            roles.append(
-                RolePrice(
-                    role.role, instance.name, instance.gpus, role.node_count, role.usd_per_hour, per_gpu
-                )
-            )
-        prices.append(GraphPrice(graph.name, tuple(roles), plan.usd_per_hour, "; ".join(notes)))
+            roles.append(RolePrice(role.role, instance.name, instance.gpus, per_gpu))
+        prices.append(GraphPrice(graph.name, tuple(roles), "; ".join(notes)))
     return prices
 
 
@@ -99,24 +92,23 @@ def _utilisation(graph: str) -> str:
 def _plan_table(prices: list[GraphPrice], cfg: DeploymentConfig) -> str:
     lines = [
         f"On-Demand prices for **{cfg.region}** from `config/catalog/prices.json` (the capacity "
-        "plan's instance per role; `ops plan` prints the same). Live cost = GPUs held by running "
-        "pods x the role's price per GPU-hour.",
+        "plan's instance per role). Live cost = GPUs held by running pods x the role's price per "
+        "GPU-hour; the planned total at the configured replicas is `make plan`'s (not repeated "
+        "here, so a replica change does not change this dashboard).",
         "",
-        "| graph | role | instance | GPUs per instance | planned nodes | planned $/h | $/GPU-hour |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| graph | role | instance | GPUs per instance | $/GPU-hour |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for price in prices:
         for role in price.roles:
             lines.append(
-                f"| {price.graph} | {role.role} | {role.instance} | {role.gpus_per_instance} | {role.nodes} "
-                f"| {role.planned_usd_per_hour:.2f} | {role.usd_per_gpu_hour:.4f} |"
+                f"| {price.graph} | {role.role} | {role.instance} | {role.gpus_per_instance} "
+                f"| {role.usd_per_gpu_hour:.4f} |"
             )
-        if price.planned_usd_per_hour is not None:
-            lines.append(f"| {price.graph} | all | | | | **{price.planned_usd_per_hour:.2f}** | |")
         if price.note:
-            lines.append(f"| {price.graph} | {price.note} | | | | | |")
+            lines.append(f"| {price.graph} | {price.note} | | | |")
     if not prices:
-        lines.append("| no GPU graphs in this config | | | | | | |")
+        lines.append("| no GPU graphs in this config | | | | |")
     return "\n".join(lines)
 
 
