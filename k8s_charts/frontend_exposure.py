@@ -5,7 +5,7 @@ type, so this is a second Service selecting the same pods. This cluster runs no 
 Balancer Controller: a LoadBalancer Service without `loadBalancerClass` is served by EKS's
 cloud-provider-aws service controller, and the annotations are the ones it reads, recorded
 from its source at the release of our Kubernetes minor in
-tests/data/upstream/cloud-provider-aws-service-annotations-v1.36.1.json
+tests/data/upstream/cloud-provider-aws-v1.36.1.json
 (tests/test_frontend_exposure.py fails on any name we render that is not declared there).
 
 What that controller does with them (pkg/providers/v1/aws.go, same release):

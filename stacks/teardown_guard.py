@@ -2,7 +2,10 @@
 (instances, launch templates, instance profiles, available ENIs) so the cluster, the node
 role and the VPC can be deleted, and, unless data is retained, the EBS volumes the EBS CSI
 driver made for this cluster (Prometheus) and Karpenter node volumes left detached, which
-would otherwise outlive it and bill.
+would otherwise outlive it and bill. It also deletes what EKS's service controller
+(cloud-provider-aws) made for LoadBalancer Services that outlived the cluster: their NLBs or
+Classic ELBs, target groups and `k8s-elb-`/`k8s-` security groups, which bill and whose
+ENIs would block the VPC delete.
 The handler is stacks/teardown_guard_handler/index.py.
 
 Every mutating permission is conditioned on this cluster's tags, so the guard cannot touch
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -22,6 +25,7 @@ from constructs import Construct
 
 from config import versions
 from config.names import VOLUME_CLUSTER_TAG_KEY
+from stacks.nag_acknowledgements import acknowledge
 from stacks.retention import owned_log_group
 
 HANDLER_DIR = Path(__file__).parent / "teardown_guard_handler"
@@ -40,6 +44,11 @@ NODEPOOL_TAG_KEY = "karpenter.sh/nodepool"
 NODECLASS_TAG_KEY = "karpenter.k8s.aws/ec2nodeclass"
 # Not Karpenter's: the VPC CNI's cluster tag on the ENIs it creates.
 VPC_CNI_CLUSTER_TAG_KEY = "cluster.k8s.amazonaws.com/name"
+# cloud-provider-aws 1.36.1's service controller tags, as in the handler (tests/
+# test_teardown_guard.py holds both to tests/data/upstream/cloud-provider-aws-v1.36.1.json).
+SERVICE_CLUSTER_TAG_KEY = "kubernetes.io/cluster/{cluster}"
+SERVICE_OWNED_VALUE = "owned"
+SERVICE_NAME_TAG_KEY = "kubernetes.io/service-name"
 
 
 class TeardownGuard(Construct):
@@ -81,7 +90,7 @@ class TeardownGuard(Construct):
             # Terminating GPU instances takes minutes; the handler stops a minute early.
             timeout=Duration.minutes(14),
             memory_size=256,
-            description=f"Sweeps Karpenter leftovers of {cluster_name} before the VPC is deleted",
+            description=f"Sweeps Karpenter and Service load balancer leftovers of {cluster_name}",
             # Ours, not Lambda's: it expires and follows removal_policy (a retained guard log
             # under `destroy` would be the one thing `cdk destroy` leaves).
             log_group=owned_log_group(self, "Logs", days=log_retention_days, removal_policy=removal_policy),
@@ -112,6 +121,28 @@ class TeardownGuard(Construct):
         )
         # Policies must outlive the Delete call that uses them.
         self.resource.node.add_dependency(self.role)
+        _acknowledge_service_resources(self.role, stack)
+
+
+def _acknowledge_service_resources(role: iam.Role, stack: Stack) -> None:
+    """cdk-nag: the load balancer statements' wildcards (stacks/karpenter_nag.py acknowledges
+    the rest of this policy's)."""
+    region = stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+    policy = role.node.find_child("DefaultPolicy")
+    for resource in (
+        f"arn:<AWS::Partition>:elasticloadbalancing:{region}:{account}:loadbalancer/*",
+        f"arn:<AWS::Partition>:elasticloadbalancing:{region}:{account}:targetgroup/*",
+        f"arn:<AWS::Partition>:ec2:{region}:{account}:security-group/*",
+    ):
+        acknowledge(
+            policy,
+            f"AwsSolutions::AwsSolutions-IAM5[Resource::{resource}]",
+            "Teardown guard deletes load balancers, target groups and security groups that EKS's "
+            "service controller made for LoadBalancer Services, with ids it learns only at delete "
+            "time; every delete/revoke requires the controller's kubernetes.io/cluster/<cluster>="
+            "owned tag (and kubernetes.io/service-name on load balancers and target groups).",
+        )
 
 
 def guard_statements(*, stack: Stack, cluster_name: str, delete_volumes: bool) -> list[iam.PolicyStatement]:
@@ -125,6 +156,9 @@ def guard_statements(*, stack: Stack, cluster_name: str, delete_volumes: bool) -
     eks_named = {tag(EKS_CLUSTER_NAME_TAG_KEY): cluster_name}
     karpenter_made = {tag(NODEPOOL_TAG_KEY): "*"}
     profiles = f"arn:{partition}:iam::{account}:instance-profile/*"
+    elb_arn = f"arn:{partition}:elasticloadbalancing:{region}:{account}"
+    service_owned = {tag(SERVICE_CLUSTER_TAG_KEY): SERVICE_OWNED_VALUE}
+    service_made = {tag(SERVICE_NAME_TAG_KEY): "*"}
     volume_statements = (
         [
             iam.PolicyStatement(
@@ -200,4 +234,42 @@ def guard_statements(*, stack: Stack, cluster_name: str, delete_volumes: bool) -
             conditions={"StringEquals": owned},
         ),
         *volume_statements,
+        # Load balancers of LoadBalancer Services (cloud-provider-aws's service controller).
+        # ELB and these EC2 Describe calls have no resource-level permissions either.
+        iam.PolicyStatement(
+            sid="ListServiceLoadBalancers",
+            actions=[
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTags",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+            ],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:RequestedRegion": region}},
+        ),
+        iam.PolicyStatement(
+            sid="DeleteServiceLoadBalancers",
+            # One action for both: ELBv2 (loadbalancer/net/...) and Classic (loadbalancer/<name>).
+            actions=["elasticloadbalancing:DeleteLoadBalancer"],
+            resources=[f"{elb_arn}:loadbalancer/*"],
+            conditions={"StringEquals": service_owned, "StringLike": service_made},
+        ),
+        iam.PolicyStatement(
+            sid="DeleteServiceTargetGroups",
+            actions=["elasticloadbalancing:DeleteTargetGroup"],
+            resources=[f"{elb_arn}:targetgroup/*"],
+            conditions={"StringEquals": service_owned, "StringLike": service_made},
+        ),
+        iam.PolicyStatement(
+            sid="DeleteServiceSecurityGroups",
+            # Revoke: rules of the cluster's own (owned-tagged) groups that name a doomed one.
+            actions=[
+                "ec2:DeleteSecurityGroup",
+                "ec2:RevokeSecurityGroupIngress",
+                "ec2:RevokeSecurityGroupEgress",
+            ],
+            resources=[f"{ec2_arn}:security-group/*"],
+            conditions={"StringEquals": service_owned},
+        ),
     ]

@@ -3,8 +3,8 @@ renders a NodePort Service, an Ingress (or Gateway API / Istio route), or Helm v
 turn one on, and the only LoadBalancer Service is a graph's own `<graph>-frontend-lb`, from
 `expose`: an internal NLB admitting listed source ranges, none /0, with annotations that
 cloud-provider-aws (the service controller EKS runs; no AWS Load Balancer Controller here)
-declares (tests/data/upstream/cloud-provider-aws-service-annotations-v1.36.1.json, read from its
-source by tools/cloud_provider_aws_annotations.py). The operator's own
+declares (tests/data/upstream/cloud-provider-aws-v1.36.1.json, read from its
+source by tools/cloud_provider_aws.py). The operator's own
 frontend Service stays the ClusterIP it creates: we set no service type, and the platform
 chart's ingress and Istio integrations stay at upstream's `enabled: false`
 (tests/data/upstream/dynamo-platform-1.6.0-values.yaml)."""
@@ -47,8 +47,8 @@ EXPOSING_KINDS = {
     "IngressRoute",
 }
 ANNOTATION_PREFIX = "service.beta.kubernetes.io/"
-# The cloud-provider-aws release of our default Kubernetes minor (tools/cloud_provider_aws_annotations.py).
-ANNOTATION_RECORD = REPO / "tests/data/upstream/cloud-provider-aws-service-annotations-v1.36.1.json"
+# The cloud-provider-aws release of our default Kubernetes minor (tools/cloud_provider_aws.py).
+ANNOTATION_RECORD = REPO / "tests/data/upstream/cloud-provider-aws-v1.36.1.json"
 DECLARED = set(json.loads(ANNOTATION_RECORD.read_text())["annotations"].values())
 
 
@@ -217,7 +217,7 @@ def test_every_annotation_we_render_is_one_cloud_provider_aws_declares():
 
 
 def test_the_annotation_record_is_read_from_the_provider_source():
-    from tools.cloud_provider_aws_annotations import extract
+    from tools.cloud_provider_aws import extract
 
     source = 'const ServiceAnnotationLoadBalancerInternal = "service.beta.kubernetes.io/x"\n' * 1 + "".join(
         f'\tServiceAnnotationA{i} = "service.beta.kubernetes.io/a{i}"\n' for i in range(10)

@@ -1,4 +1,5 @@
-"""Teardown guard: on stack delete, remove what Karpenter and the VPC CNI leave behind.
+"""Teardown guard: on stack delete, remove what Karpenter, the VPC CNI and the service
+controller leave behind.
 
 Runs after the NodePools and the Karpenter release are gone and before the EKS cluster, the
 node role and (in the Network stack) the VPC. Anything still here would block those
@@ -19,6 +20,21 @@ tools/karpenter_tags.py; tests/test_teardown_guard.py holds the constants below 
   Karpenter's eks:eks-cluster-name=<name> AND karpenter.sh/nodepool (node volumes created
   with deleteOnTermination: false). The system nodes are gone by then, so a volume still
   attached is waiting to detach; a volume already deleted is simply not found.
+
+And what EKS's service controller (cloud-provider-aws 1.36.1) made for LoadBalancer Services
+that outlived the cluster (created out of band, or their controller already gone), by the
+tags it applies (read from its source into tests/data/upstream/cloud-provider-aws-v1.36.1.json
+by tools/cloud_provider_aws.py; tests/test_teardown_guard.py holds the constants below to it):
+- ELBv2 load balancers and Classic ELBs tagged kubernetes.io/cluster/<name>=owned AND
+  kubernetes.io/service-name (deleted first, so their network interfaces start releasing
+  while instances terminate), then ELBv2 target groups tagged the same way;
+- security groups in the cluster's VPC tagged kubernetes.io/cluster/<name>=owned whose name
+  has the controller's prefix (`k8s-elb-` for Classic ELBs, `k8s-` for NLBs in managed mode).
+  The EKS cluster security group carries the same tag but is named `eks-cluster-sg-...` and
+  is left to EKS. Rules of other groups that reference one of these (the controller opens
+  the nodes' group to the Classic ELB's group) are revoked first, and the wait for the load
+  balancers' network interfaces to leave the groups is bounded by LB_ENI_WAIT_SECONDS; a
+  group still in use then fails the delete with its id so it can be retried.
 
 Every step lists before it acts, so a second run (CloudFormation retries) finds nothing.
 Waiting is bounded by the Lambda's remaining time; if instances are still shutting down at
@@ -68,6 +84,26 @@ KARPENTER_TAGS: dict[str, dict[str, str | None]] = {
 # (eniClusterTagKey in amazon-vpc-cni-k8s pkg/awsutils).
 VPC_CNI_CLUSTER_TAG_KEY = "cluster.k8s.amazonaws.com/name"
 
+# cloud-provider-aws 1.36.1's service controller: how it tags and names what it creates for a
+# LoadBalancer Service. Mirrored in the IAM conditions of stacks/teardown_guard.py; both are
+# tested against tests/data/upstream/cloud-provider-aws-v1.36.1.json.
+SERVICE_CLUSTER_TAG_PREFIX = "kubernetes.io/cluster/"
+SERVICE_OWNED_VALUE = "owned"
+SERVICE_NAME_TAG_KEY = "kubernetes.io/service-name"
+SERVICE_CLUSTER_TAG_KEY = SERVICE_CLUSTER_TAG_PREFIX + "{cluster}"
+# Per resource kind, the tags the guard requires: {tag key: value or None for "any"}.
+SERVICE_CONTROLLER_TAGS: dict[str, dict[str, str | None]] = {
+    "load-balancer": {SERVICE_CLUSTER_TAG_KEY: SERVICE_OWNED_VALUE, SERVICE_NAME_TAG_KEY: None},
+    "classic-load-balancer": {SERVICE_CLUSTER_TAG_KEY: SERVICE_OWNED_VALUE, SERVICE_NAME_TAG_KEY: None},
+    "target-group": {SERVICE_CLUSTER_TAG_KEY: SERVICE_OWNED_VALUE, SERVICE_NAME_TAG_KEY: None},
+    "security-group": {SERVICE_CLUSTER_TAG_KEY: SERVICE_OWNED_VALUE},
+}
+# Names of the security groups it creates: "k8s-elb-" + the Classic ELB's name, and
+# "k8s-<namespace>-<name>-<hash>" for an NLB (NLBSecurityGroupMode: Managed).
+SERVICE_SG_NAME_PREFIXES = {"classic-load-balancer": "k8s-elb-", "load-balancer": "k8s-"}
+# How long the security group step waits for deleted load balancers' ENIs to go.
+LB_ENI_WAIT_SECONDS = 300
+
 
 def owned_key(cluster_name: str) -> str:
     return CLUSTER_OWNED_TAG_KEY.format(cluster=cluster_name)
@@ -104,21 +140,34 @@ def sweep(
     volume_tag_key: str = "",
     ec2=None,
     iam=None,
+    elbv2=None,
+    elb=None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, int]:
     ec2 = ec2 or boto3.client("ec2")
     iam = iam or boto3.client("iam")
+    elbv2 = elbv2 or boto3.client("elbv2")
+    elb = elb or boto3.client("elb")
+    # Load balancers first: their ENIs release while the instances terminate.
+    load_balancers = delete_load_balancers(elbv2, cluster_name)
+    classic_load_balancers = delete_classic_load_balancers(elb, cluster_name)
     terminated = terminate_instances(ec2, cluster_name, deadline, sleep)
     templates = delete_launch_templates(ec2, cluster_name)
     profiles = delete_instance_profiles(iam, cluster_name, node_role_name)
     enis = delete_enis(ec2, cluster_name, subnet_ids, deadline, sleep)
     volumes = delete_volumes(ec2, volume_tag_key, cluster_name, deadline, sleep) if volume_tag_key else 0
+    target_groups = delete_target_groups(elbv2, cluster_name, deadline, sleep)
+    security_groups = delete_service_security_groups(ec2, cluster_name, subnet_ids, deadline, sleep)
     return {
         "instances": terminated,
         "launch_templates": templates,
         "instance_profiles": profiles,
         "network_interfaces": enis,
         "volumes": volumes,
+        "load_balancers": load_balancers,
+        "classic_load_balancers": classic_load_balancers,
+        "target_groups": target_groups,
+        "security_groups": security_groups,
     }
 
 
@@ -277,6 +326,219 @@ def delete_volumes(ec2, tag_key: str, cluster_name: str, deadline: float, sleep)
             LOG.warning("volumes of %s still attached, left in place: %s", cluster_name, attached)
             return deleted
         sleep(POLL_SECONDS)
+
+
+def service_tagged(kind: str, tags: dict[str, str], cluster_name: str) -> bool:
+    """Whether tags are the ones the service controller puts on a `kind` of this cluster."""
+    for key, value in SERVICE_CONTROLLER_TAGS[kind].items():
+        key = key.format(cluster=cluster_name)
+        if key not in tags or (value is not None and tags[key] != value.format(cluster=cluster_name)):
+            return False
+    return True
+
+
+def _tags_of(client, ids: list[str], id_param: str, id_key: str) -> dict[str, dict[str, str]]:
+    """Tags of ELB resources (DescribeTags takes at most 20 per call; ELB has no tag filter)."""
+    found: dict[str, dict[str, str]] = {}
+    for start in range(0, len(ids), 20):
+        try:
+            response = client.describe_tags(**{id_param: ids[start:start + 20]})
+        except ClientError as err:
+            # Deleted between the listing and this call: list one by one, skipping the gone.
+            if _code(err) not in ("LoadBalancerNotFound", "TargetGroupNotFound", "AccessPointNotFound"):
+                raise
+            for one in ids[start:start + 20]:
+                found.update(_tags_of_one(client, one, id_param, id_key))
+            continue
+        for description in response.get("TagDescriptions", []):
+            found[description[id_key]] = {t["Key"]: t.get("Value", "") for t in description.get("Tags", [])}
+    return found
+
+
+def _tags_of_one(client, one: str, id_param: str, id_key: str) -> dict[str, dict[str, str]]:
+    try:
+        response = client.describe_tags(**{id_param: [one]})
+    except ClientError as err:
+        if _code(err) in ("LoadBalancerNotFound", "TargetGroupNotFound", "AccessPointNotFound"):
+            return {}
+        raise
+    return {
+        d[id_key]: {t["Key"]: t.get("Value", "") for t in d.get("Tags", [])}
+        for d in response.get("TagDescriptions", [])
+    }
+
+
+def service_load_balancers(elbv2, cluster_name: str) -> list[str]:
+    arns = [lb["LoadBalancerArn"] for lb in _paginate(elbv2, "describe_load_balancers", "LoadBalancers")]
+    tags = _tags_of(elbv2, arns, "ResourceArns", "ResourceArn")
+    return sorted(a for a in arns if service_tagged("load-balancer", tags.get(a, {}), cluster_name))
+
+
+def delete_load_balancers(elbv2, cluster_name: str) -> int:
+    deleted = 0
+    for arn in service_load_balancers(elbv2, cluster_name):
+        try:
+            elbv2.delete_load_balancer(LoadBalancerArn=arn)  # also deletes its listeners
+            deleted += 1
+        except ClientError as err:
+            if _code(err) != "LoadBalancerNotFound":
+                raise
+    return deleted
+
+
+def service_classic_load_balancers(elb, cluster_name: str) -> list[str]:
+    names = [
+        lb["LoadBalancerName"]
+        for lb in _paginate(elb, "describe_load_balancers", "LoadBalancerDescriptions")
+    ]
+    tags = _tags_of(elb, names, "LoadBalancerNames", "LoadBalancerName")
+    return sorted(n for n in names if service_tagged("classic-load-balancer", tags.get(n, {}), cluster_name))
+
+
+def delete_classic_load_balancers(elb, cluster_name: str) -> int:
+    names = service_classic_load_balancers(elb, cluster_name)
+    for name in names:
+        elb.delete_load_balancer(LoadBalancerName=name)  # succeeds if it is already gone
+    return len(names)
+
+
+def service_target_groups(elbv2, cluster_name: str) -> list[str]:
+    arns = [tg["TargetGroupArn"] for tg in _paginate(elbv2, "describe_target_groups", "TargetGroups")]
+    tags = _tags_of(elbv2, arns, "ResourceArns", "ResourceArn")
+    return sorted(a for a in arns if service_tagged("target-group", tags.get(a, {}), cluster_name))
+
+
+def delete_target_groups(elbv2, cluster_name: str, deadline: float, sleep) -> int:
+    # A target group is in use until its load balancer's listeners are gone; that is quick,
+    # but bounded like the other waits. Target groups hold no ENIs and block nothing.
+    deadline = min(deadline, time.monotonic() + LB_ENI_WAIT_SECONDS)
+    deleted = 0
+    while True:
+        in_use = []
+        for arn in service_target_groups(elbv2, cluster_name):
+            try:
+                elbv2.delete_target_group(TargetGroupArn=arn)
+                deleted += 1
+            except ClientError as err:
+                if _code(err) == "ResourceInUse":
+                    in_use.append(arn)
+                elif _code(err) != "TargetGroupNotFound":
+                    raise
+        if not in_use:
+            return deleted
+        if time.monotonic() >= deadline:
+            LOG.warning("target groups of %s still in use, left in place: %s", cluster_name, in_use)
+            return deleted
+        sleep(POLL_SECONDS)
+
+
+def cluster_vpcs(ec2, subnet_ids: list[str]) -> list[str]:
+    if not subnet_ids:
+        return []
+    subnets = _paginate(ec2, "describe_subnets", "Subnets", SubnetIds=subnet_ids)
+    return sorted({subnet["VpcId"] for subnet in subnets})
+
+
+def service_security_groups(ec2, cluster_name: str, vpc_ids: list[str]) -> list[str]:
+    if not vpc_ids:
+        return []
+    filters = [
+        {"Name": "vpc-id", "Values": vpc_ids},
+        {
+            "Name": f"tag:{SERVICE_CLUSTER_TAG_KEY.format(cluster=cluster_name)}",
+            "Values": [SERVICE_OWNED_VALUE],
+        },
+    ]
+    found = []
+    for group in _paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=filters):
+        tags = {tag["Key"]: tag["Value"] for tag in group.get("Tags", [])}
+        # The filters are the contract; the name prefix keeps the EKS cluster security group
+        # (same tag, named eks-cluster-sg-...) and anything else the cluster tags out.
+        named = group["GroupName"].startswith(tuple(SERVICE_SG_NAME_PREFIXES.values()))
+        if named and group["VpcId"] in vpc_ids and service_tagged("security-group", tags, cluster_name):
+            found.append(group["GroupId"])
+    return sorted(found)
+
+
+def revoke_references(ec2, group_ids: list[str], vpc_ids: list[str]) -> int:
+    """Revoke rules of other groups that name one of group_ids (they block its deletion)."""
+    revoked = 0
+    doomed = set(group_ids)
+    for direction, filter_name, revoke in (
+        ("IpPermissions", "ip-permission.group-id", ec2.revoke_security_group_ingress),
+        ("IpPermissionsEgress", "egress.ip-permission.group-id", ec2.revoke_security_group_egress),
+    ):
+        filters = [{"Name": "vpc-id", "Values": vpc_ids}, {"Name": filter_name, "Values": group_ids}]
+        for group in list(_paginate(ec2, "describe_security_groups", "SecurityGroups", Filters=filters)):
+            permissions = []
+            for permission in group.get(direction, []):
+                pairs = [
+                    p for p in permission.get("UserIdGroupPairs", [])
+                    if p.get("GroupId") in doomed and p.get("GroupId") != group["GroupId"]
+                ]
+                if pairs:
+                    kept = {k: v for k, v in permission.items() if k in ("IpProtocol", "FromPort", "ToPort")}
+                    kept["UserIdGroupPairs"] = [{"GroupId": p["GroupId"]} for p in pairs]
+                    permissions.append(kept)
+            if not permissions:
+                continue
+            try:
+                revoke(GroupId=group["GroupId"], IpPermissions=permissions)
+                revoked += len(permissions)
+            except ClientError as err:
+                # Not ours to change (not tagged for this cluster): the delete below reports it.
+                if _code(err) not in (
+                    "UnauthorizedOperation", "InvalidPermission.NotFound", "InvalidGroup.NotFound"
+                ):
+                    raise
+                LOG.warning("could not revoke rules of %s naming %s: %s", group["GroupId"], group_ids, err)
+    return revoked
+
+
+def delete_service_security_groups(
+    ec2, cluster_name: str, subnet_ids: list[str], deadline: float, sleep
+) -> int:
+    vpc_ids = cluster_vpcs(ec2, subnet_ids)
+    group_ids = service_security_groups(ec2, cluster_name, vpc_ids)
+    if not group_ids:
+        return 0
+    revoke_references(ec2, group_ids, vpc_ids)
+    # The deleted load balancers' ENIs leave their groups a few minutes after the delete;
+    # a group is deleted once none is left in it. Waiting is bounded.
+    deadline = min(deadline, time.monotonic() + LB_ENI_WAIT_SECONDS)
+    deleted = 0
+    while True:
+        enis = _enis_in_groups(ec2, group_ids)
+        busy = {group for groups in enis.values() for group in groups}
+        in_use = [g for g in group_ids if g in busy]
+        for group_id in (g for g in group_ids if g not in busy):
+            try:
+                ec2.delete_security_group(GroupId=group_id)
+                deleted += 1
+            except ClientError as err:
+                if _code(err) == "DependencyViolation":
+                    in_use.append(group_id)
+                elif _code(err) != "InvalidGroup.NotFound":
+                    raise
+        if not in_use:
+            return deleted
+        if time.monotonic() >= deadline:
+            raise RuntimeError(
+                f"security groups of cluster {cluster_name}'s load balancers still in use: "
+                f"{', '.join(sorted(in_use))} (network interfaces: {', '.join(sorted(enis)) or 'none'}); "
+                "retry the stack delete in a few minutes"
+            )
+        group_ids = sorted(in_use)
+        sleep(POLL_SECONDS)
+
+
+def _enis_in_groups(ec2, group_ids: list[str]) -> dict[str, list[str]]:
+    """ENI id -> the ones of group_ids it is in."""
+    filters = [{"Name": "group-id", "Values": group_ids}]
+    return {
+        eni["NetworkInterfaceId"]: [g["GroupId"] for g in eni.get("Groups", []) if g["GroupId"] in group_ids]
+        for eni in _paginate(ec2, "describe_network_interfaces", "NetworkInterfaces", Filters=filters)
+    }
 
 
 def _code(err: ClientError) -> str:
