@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.images import SharedRegistry, ecr_registry
 from config.loader import ConfigError, describe_errors
 from config.pipeline import PipelineEnvironment
 from config.schema import DeploymentConfig
@@ -66,7 +67,47 @@ def environment_configs(
                 "derive from it, so set a distinct cluster.name in one of their overrides"
             )
         clusters.setdefault(cluster_key, index)
+        if merged.account == cfg.pipeline.account and merged.cluster.name == cfg.environment:
+            lines.append(
+                f"{path}: {where}: cluster.name '{merged.cluster.name}' in the tooling account "
+                f"{merged.account} is the name of the pipeline's own image repositories "
+                f"({cfg.environment}/<image>); set another cluster.name in its overrides"
+            )
         result.append((settings, merged))
     if lines:
         raise ConfigError(lines)
+    if any(uses_ecr(env) for _, env in result):
+        shared = shared_registry(cfg, path, accounts=[env.account for _, env in result])
+        result = [
+            (settings, env.model_copy(update={"images": env.images.with_shared(shared)}))
+            for settings, env in result
+        ]
     return result
+
+
+def uses_ecr(cfg: DeploymentConfig) -> bool:
+    """Whether any graph of this environment pulls an image we build."""
+    return cfg.images.source == "ecr" or any(graph.image_source == "ecr" for graph in cfg.graphs)
+
+
+def shared_registry(cfg: DeploymentConfig, path: Path, *, accounts: list[str | None]) -> SharedRegistry:
+    """The pipeline's images: repositories <pipeline name>/<image> in the tooling account
+    (its Images stack), their recorded digests, and who may pull them."""
+    from config.image_digests import load
+
+    assert cfg.pipeline is not None
+    pipeline = cfg.pipeline
+    prefix = cfg.environment
+    digests_file = path.parent / pipeline.image_digests
+    location = f"{ecr_registry(pipeline.account, pipeline.region)}/{prefix}"
+    return SharedRegistry(
+        account=pipeline.account,
+        region=pipeline.region,
+        repository_prefix=prefix,
+        digests=load(digests_file, registry=location),
+        digests_file=str(digests_file),
+        config_path=str(path),
+        build=cfg.images.build,
+        registry=cfg.registry,
+        pull_accounts=tuple(sorted({a for a in accounts if a is not None and a != pipeline.account})),
+    )

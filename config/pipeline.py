@@ -22,6 +22,9 @@ _CONNECTION_ARN = re.compile(
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _BRANCH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# EventBridge schedule expressions: rate(<n> <unit>) or cron(<6 fields>).
+_SCHEDULE = re.compile(r"^(rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)|cron\((\S+ ){5}\S+\))$")
+_DIGESTS_FILE = re.compile(r"^[A-Za-z0-9_.-]+\.ya?ml$")
 
 
 def _account(value: object) -> str:
@@ -61,6 +64,33 @@ class PipelineEnvironment(StrictModel):
         return value
 
 
+class DriftCheckConfig(StrictModel):
+    # A Lambda of the pipeline stack runs CloudFormation drift detection on every stack of
+    # each environment on this schedule and publishes drift to the notifications topic.
+    enabled: bool = Field(True, description="Check every environment's stacks for drift on a schedule.")
+    schedule: str = Field(
+        "cron(0 6 * * ? *)",
+        description="EventBridge schedule of the drift check (rate(...) or cron(...), UTC).",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        match = _SCHEDULE.match(value)
+        if not match:
+            raise ValueError(
+                f"'{value}' is not an EventBridge schedule; write rate(1 day) or "
+                "cron(0 6 * * ? *) (minutes hours day-of-month month day-of-week year, UTC)"
+            )
+        number, unit = match.group(2), match.group(3)
+        if number is not None and (number == "1") == unit.endswith("s"):
+            raise ValueError(
+                f"'{value}': EventBridge wants the singular unit for 1 and the plural otherwise "
+                "(rate(1 day), rate(12 hours))"
+            )
+        return value
+
+
 class PipelineConfig(StrictModel):
     # The tooling account and region that host the pipeline itself.
     account: str = Field(description="Tooling account (12 digits) that hosts the pipeline.")
@@ -91,6 +121,25 @@ class PipelineConfig(StrictModel):
         default_factory=list,
         description="Email addresses subscribed to pipeline failure and pending-approval notifications.",
     )
+
+    # With ECR images, the pipeline builds each image once in the tooling account and every
+    # stage pulls it by the digest recorded in this file (next to the pipeline config).
+    image_digests: str = Field(
+        "image-digests.yaml",
+        description="File, next to this config, holding the digests of the images built once in the tooling account.",
+    )
+    drift_check: DriftCheckConfig = Field(
+        DriftCheckConfig(), description="Scheduled CloudFormation drift detection of every environment."
+    )
+
+    @field_validator("image_digests")
+    @classmethod
+    def _digests_file(cls, value: str) -> str:
+        if not _DIGESTS_FILE.match(value):
+            raise ValueError(
+                f"'{value}' is not a file name next to the pipeline config; use e.g. image-digests.yaml"
+            )
+        return value
 
     @field_validator("account", mode="before")
     @classmethod

@@ -13,7 +13,9 @@ from typing import Any, TextIO
 
 from botocore.exceptions import ClientError
 
-from config.images import image_tag
+from config import versions
+from config.image_digests import DIGEST
+from config.images import BUILDKIT_IMAGE, BUILDKIT_VERSION, image_tag
 from config.names import OUTPUT_LOG_GROUP, OUTPUT_PROJECT, framework_env_key
 
 _FAILED = {"FAILED", "FAULT", "TIMED_OUT", "STOPPED"}
@@ -74,15 +76,47 @@ def find_project(cloudformation, stack_name: str, region: str) -> BuildProject:
     return BuildProject(name=outputs[OUTPUT_PROJECT], log_group=outputs[OUTPUT_LOG_GROUP])
 
 
+def pinned_variables(framework: str) -> dict[str, str]:
+    """What this checkout pins for a build of `framework`. Sent with every build, so a
+    version bump can be built (and its digest recorded) with the project already deployed,
+    before the commit that needs the new image reaches the pipeline."""
+    return {
+        "DYNAMO_VERSION": versions.DYNAMO,
+        "DYNAMO_GIT_REPOSITORY": versions.DYNAMO_GIT_REPOSITORY,
+        f"CUDA_VERSION_{framework_env_key(framework)}": versions.DYNAMO_BUILD_CUDA[framework],
+        "RENDER_PIP": " ".join(versions.DYNAMO_RENDER_PIP),
+        "BUILDKIT_IMAGE": f"{BUILDKIT_IMAGE}:{BUILDKIT_VERSION}",
+    }
+
+
 def start_build(codebuild, project: BuildProject, *, framework: str, efa: bool) -> dict[str, Any]:
+    variables = {"FRAMEWORK": framework, "EFA": "true" if efa else "false", **pinned_variables(framework)}
     response = codebuild.start_build(
         projectName=project.name,
         environmentVariablesOverride=[
-            {"name": "FRAMEWORK", "value": framework, "type": "PLAINTEXT"},
-            {"name": "EFA", "value": "true" if efa else "false", "type": "PLAINTEXT"},
+            {"name": name, "value": value, "type": "PLAINTEXT"} for name, value in variables.items()
         ],
     )
     return response["build"]
+
+
+def image_digest(ecr, *, registry_id: str, repository: str, tag: str) -> str:
+    """The digest ECR holds for repository:tag (what `docker pull` of the tag resolves to)."""
+    try:
+        details = ecr.describe_images(
+            registryId=registry_id, repositoryName=repository, imageIds=[{"imageTag": tag}]
+        )["imageDetails"]
+    except ClientError as err:
+        if err.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            raise BuildError(
+                f"{repository}:{tag} is not in account {registry_id}; build it first "
+                "(python -m image_build start ... --wait records its digest)"
+            ) from None
+        raise
+    digest = details[0].get("imageDigest", "") if details else ""
+    if not DIGEST.match(digest):
+        raise BuildError(f"ECR returned no sha256 digest for {repository}:{tag} (got '{digest}')")
+    return digest
 
 
 def expected_image_uri(build: dict[str, Any], *, framework: str, efa: bool) -> str:

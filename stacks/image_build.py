@@ -14,10 +14,18 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from config import versions
-from config.images import ImageBuildConfig
+from config.images import (
+    BUILDKIT_IMAGE,
+    BUILDKIT_VERSION,
+    DOCKER_HUB_UPSTREAM_URL,
+    ImageBuildConfig,
+    docker_hub_cache_prefix,
+    docker_hub_secret_name,
+)
 from config.names import (
     BUILD_FRAMEWORKS,
     BUILDSPEC,
@@ -68,14 +76,20 @@ class ImageBuild(Construct):
             removal_policy=removal_policy,
         )
 
+        self._docker_hub_cache(cluster_name)
+        registry_host = f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}"
         environment_variables = {
             "FRAMEWORK": "vllm",
             "EFA": "false",
             "DYNAMO_VERSION": versions.DYNAMO,
             "DYNAMO_GIT_REPOSITORY": versions.DYNAMO_GIT_REPOSITORY,
-            "ECR_REGISTRY": f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}",
+            "ECR_REGISTRY": registry_host,
             "CACHE_REPOSITORY": cache_repository.repository_uri,
             "RENDER_PIP": " ".join(versions.DYNAMO_RENDER_PIP),
+            # Docker Hub through this registry's pull-through cache (BuildKit's docker.io
+            # mirror, and the BuildKit image itself).
+            "DOCKER_HUB_MIRROR": f"{registry_host}/{self.docker_hub_prefix}",
+            "BUILDKIT_IMAGE": f"{BUILDKIT_IMAGE}:{BUILDKIT_VERSION}",
         }
         for framework, image in BUILD_FRAMEWORKS.items():
             key_name = framework_env_key(framework)
@@ -114,6 +128,26 @@ class ImageBuild(Construct):
         for repository in (*(repositories[i] for i in BUILD_FRAMEWORKS.values()), cache_repository):
             repository.grant_pull_push(role)
             repository.grant(role, "ecr:DescribeImages")
+        # Pulls through the cache: the first pull of an image creates its repository under
+        # the rule's prefix and imports it from Docker Hub (ECR user guide, "IAM permissions
+        # required to sync an upstream registry").
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PullDockerHubThroughCache",
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchImportUpstreamImage",
+                    "ecr:CreateRepository",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="ecr", resource="repository", resource_name=f"{self.docker_hub_prefix}/*"
+                    )
+                ],
+            )
+        )
 
         acknowledge(
             self.project,
@@ -135,6 +169,42 @@ class ImageBuild(Construct):
             OUTPUT_LOG_GROUP,
             value=self.log_group.log_group_name,
             description="CloudWatch log group of the image build",
+        )
+
+    def _docker_hub_cache(self, name: str) -> None:
+        """A pull-through cache rule for Docker Hub, authenticated with a Docker Hub access
+        token the user stores in the secret (created empty, like the Hugging Face token).
+        Until it holds one, BuildKit falls back to Docker Hub directly (anonymous)."""
+        self.docker_hub_prefix = docker_hub_cache_prefix(name)
+        # L1 on purpose: without SecretString, Secrets Manager creates it with no value.
+        # Always deleted with the stack: a retained secret would hold its fixed name.
+        self.docker_hub_secret = secretsmanager.CfnSecret(
+            self,
+            "DockerHubCredentials",
+            name=docker_hub_secret_name(name),
+            description="Docker Hub login for the ECR pull-through cache of the Dynamo image build: "
+            '{"username": "<user>", "accessToken": "<token>"} (set with aws secretsmanager put-secret-value)',
+        )
+        self.docker_hub_secret.apply_removal_policy(RemovalPolicy.DESTROY)
+        acknowledge(
+            self.docker_hub_secret,
+            "AwsSolutions::AwsSolutions-SMG4",
+            "A Docker Hub access token the user creates on Docker Hub and stores here; Secrets "
+            "Manager cannot rotate a third-party token (rotate it on Docker Hub, then put the new value).",
+        )
+        self.pull_through_cache = ecr.CfnPullThroughCacheRule(
+            self,
+            "DockerHubCache",
+            ecr_repository_prefix=self.docker_hub_prefix,
+            upstream_registry="docker-hub",
+            upstream_registry_url=DOCKER_HUB_UPSTREAM_URL,
+            credential_arn=self.docker_hub_secret.ref,
+        )
+        CfnOutput(
+            Stack.of(self),
+            "DockerHubSecretName",
+            value=docker_hub_secret_name(name),
+            description="Store a Docker Hub access token here so image builds pull Docker Hub authenticated",
         )
 
     def _acknowledge_role_policy(self, role: iam.IRole) -> None:
@@ -159,6 +229,11 @@ class ImageBuild(Construct):
             "artifacts and cache (the statement's resource is that one key).",
             "Resource::*": "Only ecr:GetAuthorizationToken is granted on '*': it has no resource-level "
             "permissions. Push and pull are limited to this stack's repositories.",
+            "Resource::"
+            + prefix.format("ecr")
+            + f"repository/{self.docker_hub_prefix}/*": "Repositories of this build's Docker Hub pull-through "
+            "cache: ECR creates one per upstream image on its first pull, so their names are not known "
+            "in advance; the prefix is this registry's own rule.",
         }
         policy = role.node.find_child("DefaultPolicy")
         for finding, reason in findings.items():

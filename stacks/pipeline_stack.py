@@ -22,10 +22,14 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from config import versions
+from config.images import ImagesConfig, SharedRegistry, images_stack_name
 from config.pipeline import PipelineConfig, PipelineEnvironment
 from config.schema import DeploymentConfig
 from stacks.deployment import DeploymentStacks, add_deployment
+from stacks.drift_check import DriftCheck, DriftTarget
+from stacks.image_check import image_check_step
 from stacks.nag_acknowledgements import acknowledge, logical_id
+from stacks.registry_stack import RegistryStack
 from stacks.retention import owned_log_group
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +64,29 @@ class DeploymentStage(Stage):
     def __init__(self, scope: Construct, construct_id: str, *, cfg: DeploymentConfig) -> None:
         super().__init__(scope, construct_id, env=Environment(account=cfg.account, region=cfg.region))
         self.stacks: DeploymentStacks = add_deployment(self, cfg)
+
+
+class ImagesStage(Stage):
+    """The tooling account's image repositories and build: images are built once, here, and
+    every environment's account may pull them (repository policy)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, shared: SharedRegistry, removal_policy: RemovalPolicy
+    ) -> None:
+        super().__init__(scope, construct_id, env=Environment(account=shared.account, region=shared.region))
+        name = images_stack_name(shared.repository_prefix)
+        self.registry = RegistryStack(
+            self,
+            name,
+            registry=shared.registry,
+            images=ImagesConfig(build=shared.build),
+            cluster_name=shared.repository_prefix,
+            removal_policy=removal_policy,
+            pull_accounts=shared.pull_accounts,
+            stack_name=name,
+            description=f"dynamo-eks {shared.repository_prefix}: Dynamo images built once for every "
+            "pipeline environment (ECR repositories, CodeBuild image build)",
+        )
 
 
 class PipelineStack(Stack):
@@ -120,19 +147,32 @@ class PipelineStack(Stack):
             self_mutation_code_build_defaults=logs_to("self-update"),
             asset_publishing_code_build_defaults=logs_to("assets"),
         )
+        # With ECR images: the tooling account's Images stack deploys first, so its
+        # repositories (and their pull grants to every environment) exist before any stage.
+        shared = next((env.images.shared for _, env in environments if env.images.shared), None)
+        self.images_stage: ImagesStage | None = None
+        if shared is not None:
+            self.images_stage = ImagesStage(self, "Images", shared=shared, removal_policy=removal_policy)
+            self.pipeline.add_stage(self.images_stage)
         self.stages: list[DeploymentStage] = []
         for settings, env_cfg in environments:
             stage = DeploymentStage(self, env_cfg.environment, cfg=env_cfg)
             pre: list[pipelines.Step] = []
             stack_steps: list[pipelines.StackSteps] = []
+            # Before anything of this environment changes: every image digest its graphs
+            # pull exists in the tooling account.
+            check_images = image_check_step(self, env_cfg, input_=source)
+            if check_images is not None:
+                pre.append(check_images)
             if settings.approval:
                 # Before anything of this environment changes: stop if IAM or security groups
                 # would broaden (CDK's own security diff against the deployed stacks).
-                pre.append(
-                    pipelines.ConfirmPermissionsBroadening(
-                        f"CheckBroadening-{env_cfg.environment}", stage=stage
-                    )
+                broadening = pipelines.ConfirmPermissionsBroadening(
+                    f"CheckBroadening-{env_cfg.environment}", stage=stage
                 )
+                if check_images is not None:
+                    broadening.add_step_dependency(check_images)
+                pre.append(broadening)
                 # Each stack's change set is created first; the person approves what they see
                 # in it, and exactly that change set is executed.
                 stack_steps = [
@@ -165,6 +205,37 @@ class PipelineStack(Stack):
         self.pipeline.build_pipeline()
         self._artifacts_kept_with_their_key(pipeline.artifact_retention_days)
         self._notifications(pipeline.notification_emails, removal_policy)
+        self.drift_check: DriftCheck | None = None
+        if pipeline.drift_check.enabled:
+            drift_targets = [
+                DriftTarget(
+                    environment=env_cfg.environment,
+                    account=str(env_cfg.account),
+                    region=env_cfg.region,
+                    stacks=tuple(s.stack_name for s in stage.stacks.all()),
+                )
+                for (_, env_cfg), stage in zip(environments, self.stages, strict=True)
+            ]
+            if self.images_stage is not None and shared is not None:
+                # The tooling account's Images stack (its lookup role trusts its own account).
+                drift_targets.append(
+                    DriftTarget(
+                        environment=self.images_stage.registry.stack_name,
+                        account=shared.account,
+                        region=shared.region,
+                        stacks=(self.images_stage.registry.stack_name,),
+                    )
+                )
+            self.drift_check = DriftCheck(
+                self,
+                "DriftCheck",
+                targets_=drift_targets,
+                schedule=pipeline.drift_check.schedule,
+                topic=self.notification_topic,
+                topic_key=self.notifications_key,
+                log_retention_days=pipeline.log_retention_days,
+                removal_policy=removal_policy,
+            )
         self._acknowledge_generated_roles()
         self._role_arns_as_sub()
 
@@ -189,7 +260,7 @@ class PipelineStack(Stack):
     def _notifications(self, emails: list[str], removal_policy: RemovalPolicy) -> None:
         """Failed or cancelled executions, failed actions, and approvals waiting for a person
         go to an SNS topic (KMS-encrypted, TLS only) through a CodeStar notification rule."""
-        key = kms.Key(
+        key = self.notifications_key = kms.Key(
             self,
             "NotificationsKey",
             description=f"Encrypts the notifications of {self.pipeline.pipeline.pipeline_name}",

@@ -1,15 +1,27 @@
-"""Registry: ECR repositories for Dynamo images we build ourselves, and the build."""
+"""Registry: ECR repositories for Dynamo images we build ourselves, and the build.
+
+An environment's Registry stack builds its own images, unless it belongs to a pipeline that
+builds them once in the tooling account: then that account's Images stack (this class too,
+with `pull_accounts`) holds the build, and lets each environment's account pull.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from config.images import ImagesConfig
 from config.names import BUILD_CACHE_IMAGE, ECR_IMAGES, ecr_repository_name
 from config.registry import RegistryConfig
 from stacks.image_build import ImageBuild
+
+# What a cross-account pull needs from the repository (ECR user guide, "Private repository
+# policy examples": allow another account to pull).
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 
 
 class RegistryStack(Stack):
@@ -22,6 +34,7 @@ class RegistryStack(Stack):
         images: ImagesConfig,
         cluster_name: str,
         removal_policy: RemovalPolicy,
+        pull_accounts: Sequence[str] = (),
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -53,6 +66,16 @@ class RegistryStack(Stack):
                 ],
             )
             self.repositories[image] = repository
+            if pull_accounts:
+                # Pull only (no push, no delete, no listing) for each stage's account; its
+                # nodes' AmazonEC2ContainerRegistryPullOnly policy is the identity side.
+                repository.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid="PullFromPipelineEnvironments",
+                        principals=[iam.AccountPrincipal(account) for account in pull_accounts],
+                        actions=list(PULL_ACTIONS),
+                    )
+                )
             CfnOutput(
                 self,
                 f"{image}Uri",
@@ -60,6 +83,12 @@ class RegistryStack(Stack):
                 description=f"ECR repository for {image} images",
             )
 
+        self.image_build: ImageBuild | None = None
+        self.cache_repository: ecr.Repository | None = None
+        if images.shared is not None:
+            # Built once, in the pipeline's tooling account (its Images stack): no build
+            # project, layer cache or Docker Hub cache here.
+            return
         # Layer cache is rewritten by every build (mutable tags) and worth nothing on its own,
         # so it is always emptied on destroy and kept apart from the immutable releases.
         self.cache_repository = ecr.Repository(

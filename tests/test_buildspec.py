@@ -27,6 +27,7 @@ for arg in "$@"; do line+=" $(printf '%q' "$arg")"; done
 printf '%s\\n' "$line" >> "$CALLS"
 case "$(basename "$0") $1" in
   "aws ecr") [ "$2" = describe-images ] && exit "${EXISTING_TAG_RC:-1}"; echo token ;;
+  "docker pull") exit "${DOCKER_PULL_RC:-0}" ;;
 esac
 exit 0
 """
@@ -66,6 +67,8 @@ def _run(tmp_path: Path, **overrides: str) -> tuple[int, list[str], str]:
         "ECR_REGISTRY": REGISTRY,
         "CACHE_REPOSITORY": f"{REGISTRY}/dynamo-dev/build-cache",
         "RENDER_PIP": " ".join(versions.DYNAMO_RENDER_PIP),
+        "DOCKER_HUB_MIRROR": f"{REGISTRY}/dynamo-dev-docker-hub",
+        "BUILDKIT_IMAGE": "moby/buildkit:v0.31.2",
     }
     for framework, image in (
         ("VLLM", "vllm-runtime"),
@@ -157,3 +160,28 @@ def test_existing_tag_stops_early(tmp_path):
     assert rc != 0
     assert "already exists and tags are immutable" in output
     assert not [c for c in calls if c.startswith("docker buildx build")]
+
+
+def test_buildkit_and_docker_hub_come_through_the_pull_through_cache(tmp_path):
+    rc, calls, output = _run(tmp_path)
+    assert rc == 0, output
+    mirror = f"{REGISTRY}/dynamo-dev-docker-hub"
+    assert f"docker pull --quiet {mirror}/moby/buildkit:v0.31.2" in calls
+    (create,) = [shlex.split(c) for c in calls if c.startswith("docker buildx create")]
+    assert create[create.index("--driver-opt") + 1] == f"image={mirror}/moby/buildkit:v0.31.2"
+    config = Path(create[create.index("--config") + 1])
+    # BuildKit's own syntax: Docker Hub (docker.io) mirrored to <registry>/<prefix>.
+    import tomllib
+
+    assert tomllib.loads(config.read_text()) == {"registry": {"docker.io": {"mirrors": [mirror]}}}
+    # Logged in to the registry (the mirror's host) before BuildKit pulls through it.
+    order = [" ".join(c.split()[:2]) for c in calls]
+    assert order.index("docker login") < order.index("docker pull") < order.index("docker buildx")
+
+
+def test_without_the_cache_buildkit_comes_from_docker_hub_with_a_warning(tmp_path):
+    rc, calls, output = _run(tmp_path, DOCKER_PULL_RC="1")
+    assert rc == 0, output
+    (create,) = [shlex.split(c) for c in calls if c.startswith("docker buildx create")]
+    assert create[create.index("--driver-opt") + 1] == "image=moby/buildkit:v0.31.2"
+    assert "is its Docker Hub secret set?" in output

@@ -29,7 +29,7 @@ class FakeSession:
         self.clients = {}
         self.stubbers = {}
         self.configs = {}
-        for service in ("cloudformation", "codebuild", "logs"):
+        for service in ("cloudformation", "codebuild", "logs", "ecr"):
             client = boto3.client(
                 service,
                 region_name="us-west-2",
@@ -150,6 +150,20 @@ def _expect_start(session, framework="vllm", efa=False):
             "environmentVariablesOverride": [
                 {"name": "FRAMEWORK", "value": framework, "type": "PLAINTEXT"},
                 {"name": "EFA", "value": "true" if efa else "false", "type": "PLAINTEXT"},
+                # What this checkout pins, so a bumped version builds with the deployed project.
+                {"name": "DYNAMO_VERSION", "value": versions.DYNAMO, "type": "PLAINTEXT"},
+                {
+                    "name": "DYNAMO_GIT_REPOSITORY",
+                    "value": "https://github.com/ai-dynamo/dynamo.git",
+                    "type": "PLAINTEXT",
+                },
+                {
+                    "name": f"CUDA_VERSION_{framework.upper()}",
+                    "value": {"vllm": "13.0", "sglang": "13.0", "trtllm": "13.1"}[framework],
+                    "type": "PLAINTEXT",
+                },
+                {"name": "RENDER_PIP", "value": " ".join(versions.DYNAMO_RENDER_PIP), "type": "PLAINTEXT"},
+                {"name": "BUILDKIT_IMAGE", "value": "moby/buildkit:v0.31.2", "type": "PLAINTEXT"},
             ],
         },
     )
@@ -173,28 +187,33 @@ def test_start_without_wait_prints_build_and_image(capsys):
     session.verify()
 
 
-def test_follow_hint_keeps_the_environment_of_a_pipeline_config():
+@pytest.fixture
+def ngc_pipeline(tmp_path) -> str:
+    """The example pipeline with NGC images: each environment keeps its own build project."""
+    import yaml
+
+    from tests.tools.synth import REPO
+
+    data = yaml.safe_load((REPO / "config" / "examples" / "pipeline.yaml").read_text())
+    data["images"]["source"] = "ngc"
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def test_follow_hint_keeps_the_environment_of_a_pipeline_config(ngc_pipeline):
     session = FakeSession()
     _stack_found(session, "prod-registry")
     _expect_start(session)
     out = io.StringIO()
     rc = main(
-        [
-            "start",
-            "--framework",
-            "vllm",
-            "--config",
-            "config/examples/pipeline.yaml",
-            "--environment",
-            "prod",
-        ],
+        ["start", "--framework", "vllm", "--config", ngc_pipeline, "--environment", "prod"],
         session_factory=session,
         out=out,
     )
     assert rc == 0
     assert (
-        f"follow it: python -m image_build follow {BUILD_ID} --config config/examples/pipeline.yaml "
-        "--environment prod\n"
+        f"follow it: python -m image_build follow {BUILD_ID} --config {ngc_pipeline} --environment prod\n"
     ) in out.getvalue()
     session.verify()
 
@@ -495,10 +514,10 @@ def test_other_aws_errors_are_one_line(capsys):
     )
 
 
-def test_pipeline_config_needs_an_environment(capsys):
+def test_pipeline_config_needs_an_environment(capsys, ngc_pipeline):
     out = io.StringIO()
     rc = main(
-        ["start", "--framework", "vllm", "--config", "config/examples/pipeline.yaml"],
+        ["start", "--framework", "vllm", "--config", ngc_pipeline],
         session_factory=FakeSession(),
         out=out,
     )
@@ -506,7 +525,7 @@ def test_pipeline_config_needs_an_environment(capsys):
     assert "pass --environment with one of dev, prod" in capsys.readouterr().err
 
 
-def test_pipeline_environment_uses_its_own_stack(capsys):
+def test_pipeline_environment_uses_its_own_stack(capsys, ngc_pipeline):
     session = FakeSession()
     session.stubbers["cloudformation"].add_client_error(
         "describe_stacks",
@@ -515,15 +534,7 @@ def test_pipeline_environment_uses_its_own_stack(capsys):
         expected_params={"StackName": "prod-registry"},
     )
     rc = main(
-        [
-            "start",
-            "--framework",
-            "vllm",
-            "--config",
-            "config/examples/pipeline.yaml",
-            "--environment",
-            "prod",
-        ],
+        ["start", "--framework", "vllm", "--config", ngc_pipeline, "--environment", "prod"],
         session_factory=session,
         out=io.StringIO(),
     )

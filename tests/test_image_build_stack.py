@@ -93,6 +93,11 @@ def test_role_pushes_only_to_our_build_repositories(default_synth):
         if statement["Resource"] == "*":
             assert actions == ["ecr:GetAuthorizationToken"], statement
             continue
+        if statement.get("Sid") == "PullDockerHubThroughCache":
+            # Only the repositories ECR creates under this build's pull-through cache prefix.
+            assert "ecr:PutImage" not in actions
+            assert ":repository/dynamo-dev-docker-hub/*" in json.dumps(statement["Resource"])
+            continue
         if any(a.startswith("ecr:") for a in actions):
             assert "ecr:*" not in actions
             (repo, attribute) = statement["Resource"]["Fn::GetAtt"]
@@ -172,3 +177,47 @@ def test_timeout_range_is_codebuilds(minutes, ok):
     else:
         with pytest.raises(ValidationError, match="timeout_minutes"):
             ImageBuildConfig(timeout_minutes=minutes)
+
+
+def test_docker_hub_is_pulled_through_an_authenticated_ecr_cache(default_synth):
+    """Values ECR and CloudFormation read (cited in config/images.py): Docker Hub's upstream
+    URL, and a credential secret whose name starts with ecr-pullthroughcache/."""
+    import re
+
+    template = default_synth.template("registry")
+    resources = template["Resources"]
+    (rule_id,) = [k for k, r in resources.items() if r["Type"] == "AWS::ECR::PullThroughCacheRule"]
+    rule = resources[rule_id]["Properties"]
+    assert rule["UpstreamRegistryUrl"] == "registry-1.docker.io"
+    assert rule["UpstreamRegistry"] == "docker-hub"
+    assert rule["EcrRepositoryPrefix"] == "dynamo-dev-docker-hub"
+    secret = resources[rule["CredentialArn"]["Ref"]]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    name = secret["Properties"]["Name"]
+    assert name == "ecr-pullthroughcache/dynamo-dev-docker-hub"
+    # AWS::ECR::PullThroughCacheRule CredentialArn pattern, name part.
+    assert re.fullmatch(r"ecr\-pullthroughcache\/[a-zA-Z0-9\/_+=.@-]+", name)
+    # Created empty: the user stores the token; CDK never holds it.
+    assert "SecretString" not in secret["Properties"] and "GenerateSecretString" not in secret["Properties"]
+    assert secret["DeletionPolicy"] == "Delete"
+    assert template["Outputs"]["DockerHubSecretName"]["Value"] == name
+    variables = {
+        v["Name"]: v["Value"] for v in _project(default_synth)["Environment"]["EnvironmentVariables"]
+    }
+    assert json.dumps(variables["DOCKER_HUB_MIRROR"]).endswith('/dynamo-dev-docker-hub"]]}')
+    assert variables["BUILDKIT_IMAGE"] == "moby/buildkit:v0.31.2"
+
+
+@pytest.mark.parametrize(
+    "name", ["dynamo-dev", "a" * 19, "a" * 20, "x" * 39 + "z", "team-a-inference-us-west-2-prod-cluster"]
+)
+def test_pull_through_prefix_fits_ecr_limits_and_stays_unique(name):
+    import re
+
+    from config.images import docker_hub_cache_prefix
+
+    prefix = docker_hub_cache_prefix(name)
+    # ECR CreatePullThroughCacheRule: ecrRepositoryPrefix 2-30 characters, this pattern.
+    assert 2 <= len(prefix) <= 30
+    assert re.fullmatch(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*", prefix)
+    assert docker_hub_cache_prefix(name + "x") != prefix

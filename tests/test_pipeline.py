@@ -136,10 +136,13 @@ def test_every_pipeline_codebuild_project_logs_with_retention(result):
 
     template = result.templates["dynamo-pipeline"]
     groups = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"}
-    (group,) = groups
-    assert groups[group]["Properties"]["RetentionInDays"] == 30
-    assert groups[group]["DeletionPolicy"] == "Delete"  # the example's removal_policy: destroy
+    # Every group of the stack (the CodeBuild one, the drift check's) expires and follows
+    # the example's removal_policy: destroy.
+    assert {g["Properties"]["RetentionInDays"] for g in groups.values()} == {30}
+    assert {g["DeletionPolicy"] for g in groups.values()} == {"Delete"}
     projects = [r for r in template["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+    (group,) = {p["Properties"]["LogsConfig"]["CloudWatchLogs"]["GroupName"]["Ref"] for p in projects}
+    assert group in groups
     assert len(projects) == 9  # + the permissions-broadening check before prod
     streams = set()
     for project in projects:
@@ -243,6 +246,14 @@ def config_file(tmp_path):
         (
             lambda d: d["pipeline"].update(notification_emails=["ops"]),
             "pipeline.notification_emails: 'ops' is not an email address",
+        ),
+        (
+            lambda d: d["pipeline"].update(image_digests="../digests.yaml"),
+            "pipeline.image_digests: '../digests.yaml' is not a file name next to the pipeline config",
+        ),
+        (
+            lambda d: d["pipeline"].update(drift_check={"schedule": "rate(1 days)"}),
+            "pipeline.drift_check.schedule: 'rate(1 days)': EventBridge wants the singular unit for 1",
         ),
         (
             lambda d: d["pipeline"]["environments"][1]["overrides"].update(account="3333"),

@@ -41,9 +41,13 @@ EVERYDAY = [
 
 
 # Real broadenings, reported with exit 4 (README: "Review a change"): a new environment lets
-# the pipeline's artifacts bucket and key be read by that account's deploy role; monitoring
-# on lets External Secrets read the new Grafana admin secret.
-EXPECTED_BROADENING = {"add_environment": ["dynamo-pipeline"], "monitoring_on": ["dev-platform"]}
+# the pipeline's artifacts bucket and key be read by that account's deploy role, and its
+# account pull the pipeline's images (the tooling Images stack's repository policies);
+# monitoring on lets External Secrets read the new Grafana admin secret.
+EXPECTED_BROADENING = {
+    "add_environment": ["dynamo-pipeline", "dynamo-images"],
+    "monitoring_on": ["dev-platform"],
+}
 
 
 # The default config's first graph, which the graph variants edit.
