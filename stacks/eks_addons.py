@@ -26,6 +26,20 @@ def pod_identity_role(scope: Construct, construct_id: str) -> iam.Role:
     )
 
 
+def pod_identity_association(
+    scope: Construct, cluster: eks.ICluster, *, namespace: str, service_account: str, role: iam.IRole
+) -> eks.CfnPodIdentityAssociation:
+    """Give one service account `role` (construct id "PodIdentity": one per scope)."""
+    return eks.CfnPodIdentityAssociation(
+        scope,
+        "PodIdentity",
+        cluster_name=cluster.cluster_name,
+        namespace=namespace,
+        service_account=service_account,
+        role_arn=role.role_arn,
+    )
+
+
 def addon_configuration(cluster_name: str) -> dict[str, dict[str, Any]]:
     """Configuration values per add-on. EKS validates them against the add-on's schema, which
     follows the upstream Helm chart's values: tests/test_addon_configuration.py checks each key

@@ -28,7 +28,7 @@ from config.names import (
     interruption_queue_name,
     karpenter_node_role_name,
 )
-from stacks.eks_addons import pod_identity_role
+from stacks.eks_addons import pod_identity_association, pod_identity_role
 
 # EventBridge rules feeding the interruption queue: (construct id, source, detail-type).
 INTERRUPTION_RULES = (
@@ -128,13 +128,12 @@ class KarpenterController(Construct):
                 queue_arn=self.queue.queue_arn,
             ).items()
         ]
-        self.pod_identity = eks.CfnPodIdentityAssociation(
+        self.pod_identity = pod_identity_association(
             self,
-            "PodIdentity",
-            cluster_name=cluster.cluster_name,
+            cluster,
             namespace=KARPENTER_NAMESPACE,
             service_account=KARPENTER_SERVICE_ACCOUNT,
-            role_arn=self.controller_role.role_arn,
+            role=self.controller_role,
         )
 
         # CRDs in their own release so that a Karpenter upgrade also upgrades them (Helm

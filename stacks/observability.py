@@ -23,7 +23,7 @@ from k8s_charts.platform_helm_values import (
     kube_prometheus_stack_values,
     tempo_values,
 )
-from stacks.eks_addons import pod_identity_role
+from stacks.eks_addons import pod_identity_association, pod_identity_role
 from stacks.retention import owned_log_group
 
 
@@ -121,13 +121,12 @@ class ContainerLogs(Construct):
         # logs:CreateLogStream and logs:PutLogEvents on this group's streams, nothing else:
         # the group exists before Fluent Bit starts, so it needs no logs:CreateLogGroup.
         self.log_group.grant_write(self.role)
-        association = eks.CfnPodIdentityAssociation(
+        association = pod_identity_association(
             self,
-            "PodIdentity",
-            cluster_name=cluster.cluster_name,
+            cluster,
             namespace=FLUENT_BIT_NAMESPACE,
             service_account=FLUENT_BIT_SERVICE_ACCOUNT,
-            role_arn=self.role.role_arn,
+            role=self.role,
         )
         self.fluent_bit = eks.HelmChart(
             self,

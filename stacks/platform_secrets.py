@@ -24,7 +24,7 @@ from k8s_charts.platform_helm_values import (
     GRAFANA_ADMIN_USER_KEY,
     external_secrets_values,
 )
-from stacks.eks_addons import pod_identity_role
+from stacks.eks_addons import pod_identity_association, pod_identity_role
 
 
 class PlatformSecrets(Construct):
@@ -95,13 +95,12 @@ class PlatformSecrets(Construct):
                 resources=readable,
             )
         )
-        association = eks.CfnPodIdentityAssociation(
+        association = pod_identity_association(
             self,
-            "PodIdentity",
-            cluster_name=cluster.cluster_name,
+            cluster,
             namespace=EXTERNAL_SECRETS_NAMESPACE,
             service_account=EXTERNAL_SECRETS_SERVICE_ACCOUNT,
-            role_arn=self.role.role_arn,
+            role=self.role,
         )
         self.operator = eks.HelmChart(
             self,
