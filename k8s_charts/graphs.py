@@ -1,4 +1,5 @@
-"""Inference graphs -> one DynamoGraphDeployment (plus an optional model prefetch Job) each.
+"""Inference graphs -> one DynamoGraphDeployment each, plus an optional model prefetch Job
+and, with monitoring, the graph's cost recording rules (k8s_charts/cost_rules.py).
 
 Semantics follow upstream's examples (examples/backends/*/deploy, the 1.6.1 profiler
 templates and the EKS example): KV routing = frontend `DYN_ROUTER_MODE=kv` with workers
@@ -28,6 +29,7 @@ from config.names import (
     prometheus_url,
 )
 from config.schema import DeploymentConfig
+from k8s_charts.cost_rules import cost_rules
 from k8s_charts.dynamo_graph import (
     CompilationCache,
     Component,
@@ -99,8 +101,8 @@ def port_forward_command(graph: GraphConfig) -> str:
 def graph_chart(
     app: cdk8s.App, cfg: DeploymentConfig, resolved: ResolvedGraph, inputs: GraphInputs
 ) -> cdk8s.Chart:
-    """One graph's DGD (+ prefetch Job), from its resolved plan: placement, EFA and capacity
-    were decided once in plan/."""
+    """One graph's DGD (+ prefetch Job and cost recording rules), from its resolved plan:
+    placement, EFA and capacity were decided once in plan/."""
     graph = resolved.graph
     chart = cdk8s.Chart(
         app, chart_id(graph), namespace=INFERENCE_NAMESPACE, disable_resource_name_hashes=True
@@ -145,6 +147,9 @@ def graph_chart(
             backoff_limit=cache.prefetch_backoff_limit,
             timeout_minutes=cache.prefetch_timeout_minutes,
         )
+    # Only with monitoring: the PrometheusRule CRD comes with kube-prometheus-stack.
+    if cfg.platform.monitoring.enabled and graph.uses_gpus:
+        cost_rules(chart, cfg, graph)
     return chart
 
 

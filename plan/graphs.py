@@ -28,7 +28,7 @@ def check_graphs(cfg: DeploymentConfig) -> list[str]:
 
 
 # A pinned stack may hold more than the automatic shard size; this keeps it well inside
-# CloudFormation's limits (each graph is ~8 KB of template and two outputs).
+# CloudFormation's limits (each graph is ~16 KB of template and two outputs).
 MAX_GRAPHS_PER_PINNED_STACK = 25
 
 

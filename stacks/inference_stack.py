@@ -20,8 +20,9 @@ from config.names import stack_id
 from config.schema import DeploymentConfig
 from plan.resolve import resolve_graph
 
-# Each graph is one manifest custom resource (~5-15 KB of template) and two outputs;
-# ten per stack keeps every template under ~20% of the size limit.
+# Each graph is one manifest custom resource (~5-16 KB of template, its cost recording
+# rules included) and two outputs; ten per stack keeps every template under ~20% of the
+# size limit.
 GRAPHS_PER_STACK = 10
 
 

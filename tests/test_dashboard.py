@@ -143,51 +143,179 @@ def test_disagg_dashboard_compares_prefill_and_decode(default_cfg):
     )
 
 
-def test_cost_dashboard_prices_are_the_catalogue_prices_of_the_plan(default_cfg):
-    from config.catalog.prices import on_demand_usd_per_hour
-    from k8s_charts.dashboards.cost_dashboard import graph_prices
-    from plan.capacity import plan_graph
+def _cost_rules(cfg) -> dict[str, dict]:
+    """Graph name -> its rendered cost PrometheusRule (graph charts, as the Inference stacks apply them)."""
+    import cdk8s
 
-    prices = graph_prices(default_cfg)
-    assert [p.graph for p in prices] == [g.name for g in default_cfg.graphs if g.uses_gpus]
-    model = _ours(default_cfg)["dynamo-cost.json"]
-    text = next(p for p in model["panels"] if p["type"] == "text")["options"]["content"]
-    cost = next(e for t, e in _queries(model) if t == "Estimated cost rate")
-    for price, graph in zip(prices, [g for g in default_cfg.graphs if g.uses_gpus], strict=True):
-        plan = plan_graph(default_cfg, graph)
-        assert [r.role for r in price.roles] == [r.role for r in plan.roles]
-        for role in price.roles:
-            catalogue = on_demand_usd_per_hour(role.instance, default_cfg.region)
-            assert catalogue and role.usd_per_gpu_hour == pytest.approx(catalogue / role.gpus_per_instance)
-            assert f"{role.usd_per_gpu_hour:.4f}" in cost and f"{role.usd_per_gpu_hour:.4f}" in text
-            assert f'pod=~"{price.graph}-(.*-)?{role.role}-.*"' in cost
+    from k8s_charts.graphs import build, review_inputs
+
+    objects = [o for chart in build(cdk8s.App(), cfg, review_inputs(cfg)) for o in chart.to_json()]
+    return {o["metadata"]["labels"]["dynamo-eks/graph"]: o for o in objects if o["kind"] == "PrometheusRule"}
 
 
-def test_cost_dashboard_does_not_move_with_replicas(default_cfg):
-    # Replicas are the everyday change (make review): the dashboard holds prices, not totals.
-    from k8s_charts.dashboards.cost_dashboard import dashboard
+def _records(rule: dict, name: str) -> list[dict]:
+    return [r for group in rule["spec"]["groups"] for r in group["rules"] if r.get("record") == name]
 
-    index, graph = next((i, g) for i, g in enumerate(default_cfg.graphs) if g.uses_gpus)
+
+def _with_replicas(cfg, extra: int):
+    index, graph = next((i, g) for i, g in enumerate(cfg.graphs) if g.uses_gpus)
     role = graph.worker_roles()[0]
     more = graph.model_copy(
-        update={role.name: role.config.model_copy(update={"replicas": role.config.replicas + 3})}
+        update={role.name: role.config.model_copy(update={"replicas": role.config.replicas + extra})}
     )
-    assert more.worker_roles()[0].config.replicas == role.config.replicas + 3
-    graphs = [*default_cfg.graphs]
+    assert more.worker_roles()[0].config.replicas == role.config.replicas + extra
+    graphs = [*cfg.graphs]
     graphs[index] = more
-    changed = default_cfg.model_copy(update={"graphs": graphs})
-    assert dashboard(changed) == dashboard(default_cfg)
+    return cfg.model_copy(update={"graphs": graphs})
 
 
-def test_cost_dashboard_says_when_a_graph_has_no_price(default_cfg):
+def test_cost_rule_prices_are_the_catalogue_prices_of_the_plan(default_cfg):
+    from config.catalog.prices import on_demand_usd_per_hour
+    from k8s_charts.cost_rules import GPUS_HELD, PRICE, graph_price
+    from plan.capacity import plan_graph
+
+    gpu_graphs = [g for g in default_cfg.graphs if g.uses_gpus]
+    prices = [graph_price(default_cfg, g) for g in gpu_graphs]
+    rules = _cost_rules(default_cfg)
+    assert sorted(rules) == sorted(g.name for g in gpu_graphs)
+    for price, graph in zip(prices, gpu_graphs, strict=True):
+        plan = plan_graph(default_cfg, graph)
+        assert [r.role for r in price.roles] == [r.role for r in plan.roles]
+        recorded = {r["labels"]["component"]: r for r in _records(rules[graph.name], PRICE)}
+        assert sorted(recorded) == sorted(r.role for r in plan.roles)
+        for planned in plan.roles:
+            assert planned.fit is not None
+            instance = planned.fit.instance
+            catalogue = on_demand_usd_per_hour(instance.name, default_cfg.region)
+            rule = recorded[planned.role]
+            assert rule["labels"] == {
+                "graph": graph.name,
+                "component": planned.role,
+                "instance_type": instance.name,
+                "gpus_per_instance": str(instance.gpus),
+            }
+            value = float(rule["expr"].removeprefix("vector(").removesuffix(")"))
+            assert catalogue and value == pytest.approx(catalogue / instance.gpus, abs=1e-6)
+        held = {r["labels"]["component"]: r["expr"] for r in _records(rules[graph.name], GPUS_HELD)}
+        for role in graph.worker_roles():
+            assert f'pod=~"{graph.name}-(.*-)?{role.name}-.*"' in held[role.name]
+
+
+def _table_problems(panel: dict, rules: dict[str, dict]) -> list[str]:
+    from k8s_charts.cost_rules import PRICE
+
+    (target,) = panel["targets"]
+    labels = {label for rule in rules.values() for r in _records(rule, PRICE) for label in r["labels"]}
+    (organize,) = [t["options"] for t in panel["transformations"] if t["id"] == "organize"]
+    columns = set(organize["indexByName"]) - {"Value"}
+    problems = [] if target["expr"].startswith(PRICE + "{") else [f"not the price series: {target['expr']}"]
+    problems += [f"no rule sets label {c}" for c in sorted(columns - labels)]
+    problems += [f"label {c} not shown" for c in sorted(labels - columns)]
+    if not (target["instant"] and target["format"] == "table"):
+        problems.append("not an instant table query")
+    return problems
+
+
+def test_cost_price_table_shows_the_labels_the_price_rules_record(default_cfg):
+    import copy
+
+    rules = _cost_rules(default_cfg)
+    (table,) = [p for p in _ours(default_cfg)["dynamo-cost.json"]["panels"] if p["type"] == "table"]
+    assert table["title"] == "Prices used"
+    assert _table_problems(table, rules) == []
+    planted = copy.deepcopy(table)  # Planted: a column for a label no rule sets.
+    planted["transformations"][0]["options"]["indexByName"]["instance"] = 9
+    assert _table_problems(planted, rules) == ["no rule sets label instance"]
+
+
+def test_cost_rules_follow_monitoring(default_cfg):
+    """The PrometheusRule CRD comes with kube-prometheus-stack: no monitoring, no rules."""
+    assert _cost_rules(default_cfg)
+    monitoring = default_cfg.platform.monitoring.model_copy(update={"enabled": False})
+    off = default_cfg.model_copy(
+        update={"platform": default_cfg.platform.model_copy(update={"monitoring": monitoring})}
+    )
+    assert _cost_rules(off) == {}
+
+
+def test_cost_rules_are_picked_up_by_our_prometheus(default_cfg):
+    from k8s_charts.platform_helm_values import kube_prometheus_stack_values
+
+    spec = kube_prometheus_stack_values(default_cfg.platform.monitoring, retain_data=False)["prometheus"][
+        "prometheusSpec"
+    ]
+    assert spec["ruleNamespaceSelector"] == {}
+    for rule in _cost_rules(default_cfg).values():
+        labels = rule["metadata"]["labels"]
+        assert spec["ruleSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_cost_dashboard_and_rules_do_not_move_with_replicas(default_cfg):
+    # Replicas are the everyday change (make review): neither holds totals, only prices.
+    from k8s_charts.dashboards.cost_dashboard import dashboard
+
+    for extra in (1, 2, 3):
+        changed = _with_replicas(default_cfg, extra)
+        assert dashboard(changed) == dashboard(default_cfg)
+        assert _cost_rules(changed) == _cost_rules(default_cfg), extra
+
+
+def test_a_replica_dependent_rule_would_be_caught(default_cfg, monkeypatch):
+    """Planted: a rule recording the planned GPUs (replicas x GPUs per pod) moves with replicas."""
+    from k8s_charts import cost_rules
+
+    real = cost_rules.graph_rules
+
+    def with_planned_gpus(cfg, graph):
+        rules, note = real(cfg, graph)
+        planned = sum(r.config.replicas * r.gpus_per_pod for r in graph.worker_roles())
+        extra = cost_rules.RecordingRule(
+            "dynamo_eks:planned_gpus", f"vector({planned})", {"graph": graph.name}
+        )
+        return [*rules, extra], note
+
+    monkeypatch.setattr(cost_rules, "graph_rules", with_planned_gpus)
+    assert _cost_rules(_with_replicas(default_cfg, 3)) != _cost_rules(default_cfg)
+
+
+def test_cost_dashboard_is_the_same_for_any_number_of_graphs(default_cfg, tmp_path):
+    from bench.scale_configs import scale_config
+    from config.loader import load_config
+    from k8s_charts.dashboards.cost_dashboard import dashboard
+
+    one, fifty = (load_config(scale_config(n, tmp_path)) for n in (1, 50))
+    assert len(one.graphs) == 1 and len(fifty.graphs) == 50
+    assert dashboard(one) == dashboard(fifty)
+    assert len(_cost_rules(fifty)) == 50
+    # Planted: a dashboard with a query per graph (as it once had) differs between the two.
+
+    def per_graph(cfg):
+        model = dashboard(cfg)
+        model["panels"][-1]["targets"] += [{"expr": f'x{{graph="{g.name}"}}'} for g in cfg.graphs]
+        return model
+
+    assert per_graph(one) != per_graph(fifty)
+
+
+def test_cost_rules_say_when_a_graph_has_no_price(default_cfg):
+    from k8s_charts.cost_rules import COST, GPUS_HELD, PRICE, PRICE_NOTE_ANNOTATION
     from k8s_charts.dashboards.cost_dashboard import dashboard as cost_dashboard
 
     region = "ap-south-2"  # a region the catalogue has no GPU prices for
     cfg = default_cfg.model_copy(update={"region": region})
-    model = cost_dashboard(cfg)
-    text = next(p for p in model["panels"] if p["type"] == "text")["options"]["content"]
+    rules = _cost_rules(cfg)
+    assert rules
+    for rule in rules.values():
+        assert _records(rule, PRICE) == [] and _records(rule, COST) == []
+        assert _records(rule, GPUS_HELD)  # still recorded: GPUs held need no price
+        note = rule["metadata"]["annotations"][PRICE_NOTE_ANNOTATION]
+        assert region in note and "no price" in note
+    for rule in _cost_rules(default_cfg).values():
+        assert PRICE_NOTE_ANNOTATION not in rule["metadata"].get("annotations", {})
+    text = next(p for p in cost_dashboard(cfg)["panels"] if p["type"] == "text")["options"]["content"]
     assert region in text and "no price" in text
-    assert "Estimated cost rate" not in [t for t, _ in _queries(model)]
+    default_text = next(p for p in cost_dashboard(default_cfg)["panels"] if p["type"] == "text")
+    assert "no price for" not in default_text["options"]["content"]
 
 
 def test_our_dashboards_are_provisioned_as_config_maps_for_the_default_config(default_cfg):

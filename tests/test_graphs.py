@@ -101,7 +101,8 @@ def test_default_is_one_disagg_router_graph():
 def test_make_manifests_renders_graphs():
     cfg = load_config(DEFAULT_CONFIG)
     kinds = [o["kind"] for o in render(cfg)["graphs"]]
-    assert kinds == ["NetworkPolicy"] * 6 + ["DynamoGraphDeployment", "Job"]
+    # The cost recording rules come with monitoring, which the default config turns on.
+    assert kinds == ["NetworkPolicy"] * 6 + ["DynamoGraphDeployment", "Job", "PrometheusRule"]
 
 
 # -- upstream semantics per topology -------------------------------------------------------

@@ -35,7 +35,8 @@ def manifests(template: dict) -> list[dict]:
 def test_default_inference_stack_applies_the_graph_after_the_platform(default_synth):
     template = default_synth.template("inference")
     objects = manifests(template)
-    assert [o["kind"] for o in objects] == ["NetworkPolicy"] * 6 + ["DynamoGraphDeployment", "Job"]
+    kinds = ["NetworkPolicy"] * 6 + ["DynamoGraphDeployment", "Job", "PrometheusRule"]
+    assert [o["kind"] for o in objects] == kinds
     assert validate_all(objects) == []
     default_synth.assertions("inference").has_output(
         "R1Distill8bPortForward",
@@ -134,7 +135,8 @@ def test_pinned_stack_numbers_name_the_stacks(tmp_path):
     path.write_text(yaml.safe_dump(data))
     result = synth(path)
     assert sorted(n for n in result.templates if "-inference" in n) == ["dev-inference-3"]
-    assert len(manifests(result.template("inference-3"))) == 2 * 8  # 6 NetworkPolicies, DGD, Job
+    # Per graph: 6 NetworkPolicies, DGD, Job, PrometheusRule.
+    assert len(manifests(result.template("inference-3"))) == 2 * 9
 
 
 @pytest.mark.xdist_group("many-graphs")
@@ -146,7 +148,8 @@ def test_fifty_graphs_synthesize_within_cloudformation_limits(tmp_path):
     shards = [name for name in result.templates if "-inference" in name]
     assert len(shards) == 50 // GRAPHS_PER_STACK
     applied = sum(len(manifests(result.templates[name])) for name in shards)
-    assert applied == 8 * 50  # six NetworkPolicies, a DynamoGraphDeployment and a prefetch Job per graph
+    # Per graph: six NetworkPolicies, a DynamoGraphDeployment, a prefetch Job and its cost rules.
+    assert applied == 9 * 50
     for name, file in result.template_files.items():
         template = result.templates[name]
         # CloudFormation: 1 MB template body (via S3), 500 resources, 200 outputs.

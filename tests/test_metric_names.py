@@ -1,13 +1,17 @@
 """Every metric every provisioned dashboard panel queries is one the pinned exporters export
-(Dynamo 1.6.1 runtime, Planner and operator, SGLang 0.5.21, DCGM exporter, kube-state-metrics),
+(Dynamo 1.6.1 runtime, Planner and operator, SGLang 0.5.21, DCGM exporter, kube-state-metrics)
+or one our graphs' rendered recording rules record, every such rule passes the same check,
 and the upstream dashboards are the vendored copies, fixed only as listed."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
+from functools import cache
 from pathlib import Path
 
+import cdk8s
 import pytest
 
 from config.loader import load_config
@@ -21,11 +25,54 @@ from k8s_charts.dashboards.exported_metrics import (
 )
 from k8s_charts.dashboards.provisioned import our_dashboards
 from k8s_charts.dashboards.upstream_dashboards import DASHBOARDS, PROMETHEUS_DATASOURCE_UID, UPSTREAM
+from k8s_charts.graphs import build as build_graphs
+from k8s_charts.graphs import review_inputs as graph_inputs
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "default.yaml"
 
 # Characters of each vendored file as stored upstream (upstream/README.md): verbatim copies.
 UPSTREAM_CHARS = {"kvbm.json": 20780, "dynamo-operator.json": 25474}
+
+
+@cache
+def rule_groups() -> tuple[tuple[str, tuple[dict, ...]], ...]:
+    """(group name, rules) of every PrometheusRule the default config's graph charts render."""
+    cfg = load_config(DEFAULT_CONFIG)
+    objects = [o for chart in build_graphs(cdk8s.App(), cfg, graph_inputs(cfg)) for o in chart.to_json()]
+    return tuple(
+        (group["name"], tuple(group["rules"]))
+        for o in objects
+        if o["kind"] == "PrometheusRule"
+        for group in o["spec"]["groups"]
+    )
+
+
+def recorded(groups=None) -> frozenset[str]:
+    """Series our rules record: exported only because a rendered rule records them."""
+    groups = rule_groups() if groups is None else groups
+    return frozenset(r["record"] for _, rules in groups for r in rules if "record" in r)
+
+
+def unknown(expr: str, known: frozenset[str] | None = None) -> set[str]:
+    return unknown_metrics(expr) - (recorded() if known is None else known)
+
+
+def rule_problems(groups) -> list[str]:
+    """A rule may name exported metrics and series recorded before it in its group (Prometheus
+    evaluates a group's rules in order, so a later one would read the previous evaluation)."""
+    problems = []
+    for name, rules in groups:
+        earlier: set[str] = set()
+        for rule in rules:
+            expr = rule["expr"]
+            constant = re.fullmatch(r"vector\([0-9.]+\)", expr)
+            if not constant and not metric_names(expr):
+                problems.append(f"{name} {rule['record']}: no metric in {expr!r}")
+            missing = unknown_metrics(expr) - earlier
+            if missing:
+                problems.append(f"{name} {rule['record']}: {sorted(missing)} in {expr!r}")
+            earlier.add(rule["record"])
+    return problems
 
 
 def queries(model: dict) -> list[tuple[str, str]]:
@@ -52,7 +99,49 @@ CASES = [(name, title, expr) for name, model in all_dashboards() for title, expr
 @pytest.mark.parametrize("dashboard_file,title,expr", CASES)
 def test_every_query_names_only_exported_metrics(dashboard_file, title, expr):
     assert metric_names(expr), f"{dashboard_file} {title}: no metric in {expr!r}"
-    assert unknown_metrics(expr) == set(), f"{dashboard_file} {title}: {expr}"
+    assert unknown(expr) == set(), f"{dashboard_file} {title}: {expr}"
+
+
+def test_every_recording_rule_names_only_exported_or_earlier_recorded_metrics():
+    groups = rule_groups()
+    assert len(groups) == len([g for g in load_config(DEFAULT_CONFIG).graphs if g.uses_gpus]) > 0
+    assert rule_problems(groups) == []
+
+
+def test_the_cost_dashboard_reads_only_series_our_rules_record():
+    (cost,) = [d.model for d in our_dashboards(load_config(DEFAULT_CONFIG)) if d.key == "dynamo-cost.json"]
+    named = {n for _, expr in queries(cost) for n in metric_names(expr)}
+    assert named - recorded() <= {"dynamo_frontend_output_tokens_total"}
+    assert named & recorded()
+
+
+def test_a_query_of_a_series_nobody_records_is_caught():
+    """Planted: the rules record the cost under another name than the dashboard queries."""
+    from k8s_charts.cost_rules import COST
+
+    groups = tuple(
+        (name, tuple({**r, "record": r["record"] + "_renamed"} if r["record"] == COST else r for r in rules))
+        for name, rules in rule_groups()
+    )
+    (cost,) = [d.model for d in our_dashboards(load_config(DEFAULT_CONFIG)) if d.key == "dynamo-cost.json"]
+    flagged = [expr for _, expr in queries(cost) if unknown(expr, recorded(groups))]
+    assert flagged and all(COST in expr for expr in flagged)
+    assert [expr for _, expr in queries(cost) if unknown(expr)] == []
+
+
+def test_a_misspelt_metric_in_a_rule_is_caught():
+    """Planted: one rule's expression with a mistyped exporter metric, and one reading a
+    recorded series before the rule that records it."""
+    groups = rule_groups()
+    name, rules = groups[0]
+    target = next(i for i, r in enumerate(rules) if "kube_pod_container_resource_requests" in r["expr"])
+    typo = {**rules[target], "expr": rules[target]["expr"].replace("requests{", "request{", 1)}
+    planted = ((name, (*rules[:target], typo, *rules[target + 1 :])), *groups[1:])
+    assert rule_problems(planted) == [
+        f"{name} {typo['record']}: ['kube_pod_container_resource_request'] in {typo['expr']!r}"
+    ]
+    reordered = ((name, tuple(reversed(rules))), *groups[1:])
+    assert rule_problems(reordered)
 
 
 def test_every_panel_of_ours_is_checked():
@@ -69,7 +158,7 @@ def test_a_planted_unknown_metric_in_any_dashboard_is_caught(dashboard_file):
     target = next(t for p in model["panels"] for i in [p, *p.get("panels", [])] for t in i.get("targets", []))
     name = sorted(metric_names(target["expr"]))[0]
     target["expr"] = target["expr"].replace(name, name + "_typo", 1)
-    flagged = [expr for _, expr in queries(model) if unknown_metrics(expr)]
+    flagged = [expr for _, expr in queries(model) if unknown(expr)]
     assert flagged == [target["expr"]], dashboard_file
 
 

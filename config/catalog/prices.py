@@ -50,6 +50,11 @@ def price(instance: str, region: str) -> Price | None:
     return Price(float(row["usd_per_hour"]), _sources()[row["source"]])
 
 
+def has_region(region: str) -> bool:
+    """Whether the table has any price for `region`."""
+    return bool(_table()["prices"].get(region))
+
+
 def on_demand_usd_per_hour(instance: str, region: str) -> float | None:
     found = price(instance, region)
     return found.usd_per_hour if found else None

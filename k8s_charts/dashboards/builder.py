@@ -37,7 +37,22 @@ class Text:
     height: int = PANEL_HEIGHT
 
 
-Row = tuple[str, tuple[Panel | Text, ...]]
+@dataclass(frozen=True)
+class Table:
+    """The latest value of each series of one query, a row per series: the labels in
+    `columns` (in that order, retitled) and the value, titled `value_title`."""
+
+    title: str
+    description: str
+    query: Query
+    columns: tuple[tuple[str, str], ...]  # (label, column title)
+    value_title: str
+    unit: str = "short"
+    width: int = 24
+    height: int = PANEL_HEIGHT
+
+
+Row = tuple[str, tuple[Panel | Text | Table, ...]]
 
 
 def quantiles(metric: str, selector: str = GRAPH, by: str = "") -> tuple[Query, ...]:
@@ -69,7 +84,43 @@ def graph_variable(query: str) -> dict:
     }
 
 
-def _panel(item: Panel | Text, panel_id: int, x: int, y: int) -> dict:
+def _table(item: Table, panel_id: int, x: int, y: int) -> dict:
+    shown = [label for label, _ in item.columns] + ["Value"]
+    return {
+        "type": "table",
+        "id": panel_id,
+        "title": item.title,
+        "description": item.description,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": item.height, "w": item.width, "x": x, "y": y},
+        "fieldConfig": {"defaults": {"unit": item.unit}, "overrides": []},
+        "targets": [
+            {
+                "refId": "A",
+                "datasource": DATASOURCE,
+                "expr": item.query.expr,
+                "legendFormat": item.query.legend,
+                "format": "table",
+                "instant": True,
+            }
+        ],
+        # Without it Grafana shows the query time and the series name in every row.
+        "transformations": [
+            {
+                "id": "organize",
+                "options": {
+                    "excludeByName": {"Time": True, "__name__": True},
+                    "indexByName": {name: i for i, name in enumerate(shown)},
+                    "renameByName": {**dict(item.columns), "Value": item.value_title},
+                },
+            }
+        ],
+    }
+
+
+def _panel(item: Panel | Text | Table, panel_id: int, x: int, y: int) -> dict:
+    if isinstance(item, Table):
+        return _table(item, panel_id, x, y)
     if isinstance(item, Text):
         return {
             "type": "text",
@@ -121,7 +172,7 @@ def build(
         x = 0
         height = 0
         for item in row_panels:
-            item_height = item.height if isinstance(item, Text) else PANEL_HEIGHT
+            item_height = item.height if isinstance(item, (Text, Table)) else PANEL_HEIGHT
             if x + item.width > 24:
                 x, y, height = 0, y + height, 0
             panels.append(_panel(item, panel_id, x, y))
