@@ -13,8 +13,7 @@ import cdk8s
 import yaml
 from cdk8s_plus_36 import k8s
 
-from config.names import MONITORING_NAMESPACE
-from config.observability_names import TEMPO_DATASOURCE_UID, tempo_query_url
+from config.names import MONITORING_NAMESPACE, TEMPO_DATASOURCE_UID, tempo_query_url
 from config.schema import DeploymentConfig
 
 # kube-prometheus-stack's Grafana sidecar provisions every ConfigMap in Grafana's namespace

@@ -313,6 +313,13 @@ def _graph_relabelings() -> list[prom.PodMonitorSpecPodMetricsEndpointsRelabelin
     ]
 
 
+def _monitoring_meta(name: str) -> cdk8s.ApiObjectMetadata:
+    """A monitor or rule in the monitoring namespace, with the label Prometheus selects by."""
+    return cdk8s.ApiObjectMetadata(
+        name=name, namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
+    )
+
+
 def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     chart = cdk8s.Chart(app, "platform-monitoring")
     interval = f"{cfg.platform.monitoring.scrape_interval_seconds}s"
@@ -320,11 +327,7 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
         prom.PodMonitor(
             chart,
             f"dynamo-{component}",
-            metadata=cdk8s.ApiObjectMetadata(
-                name=f"dynamo-{component}",
-                namespace=MONITORING_NAMESPACE,
-                labels=dict(MONITOR_SELECTOR_LABELS),
-            ),
+            metadata=_monitoring_meta(f"dynamo-{component}"),
             spec=prom.PodMonitorSpec(
                 selector=prom.PodMonitorSpecSelector(
                     match_labels={DYNAMO_METRICS_ENABLED: "true"},
@@ -351,9 +354,7 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
         prom.ServiceMonitor(
             chart,
             "dcgm-exporter",
-            metadata=cdk8s.ApiObjectMetadata(
-                name="dcgm-exporter", namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
-            ),
+            metadata=_monitoring_meta("dcgm-exporter"),
             spec=prom.ServiceMonitorSpec(
                 # Labels the dcgm-exporter chart puts on its Service (selectorLabels helper).
                 selector=prom.ServiceMonitorSpecSelector(
@@ -390,9 +391,7 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     prom.PodMonitor(
         chart,
         "dynamo-operator",
-        metadata=cdk8s.ApiObjectMetadata(
-            name="dynamo-operator", namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
-        ),
+        metadata=_monitoring_meta("dynamo-operator"),
         spec=prom.PodMonitorSpec(
             selector=prom.PodMonitorSpecSelector(match_labels={"control-plane": "controller-manager"}),
             namespace_selector=prom.PodMonitorSpecNamespaceSelector(match_names=[DYNAMO_SYSTEM_NAMESPACE]),
@@ -422,9 +421,7 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     prom.ServiceMonitor(
         chart,
         "karpenter",
-        metadata=cdk8s.ApiObjectMetadata(
-            name="karpenter", namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
-        ),
+        metadata=_monitoring_meta("karpenter"),
         spec=prom.ServiceMonitorSpec(
             selector=prom.ServiceMonitorSpecSelector(
                 match_labels={
@@ -441,9 +438,7 @@ def monitoring_chart(app: cdk8s.App, cfg: DeploymentConfig) -> cdk8s.Chart:
     prom.PrometheusRule(
         chart,
         "alerts",
-        metadata=cdk8s.ApiObjectMetadata(
-            name=RULE_NAME, namespace=MONITORING_NAMESPACE, labels=dict(MONITOR_SELECTOR_LABELS)
-        ),
+        metadata=_monitoring_meta(RULE_NAME),
         spec=prom.PrometheusRuleSpec(
             groups=[
                 prom.PrometheusRuleSpecGroups(

@@ -14,13 +14,11 @@ from config.names import (
     ALERT_WEBHOOK_SECRET,
     EBS_STORAGE_CLASS,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
+    FLUENT_BIT_RELEASE,
+    FLUENT_BIT_SERVICE_ACCOUNT,
     GPU_TAINT_KEY,
     GRAFANA_ADMIN_SECRET,
     PROMETHEUS_RELEASE,
-)
-from config.observability_names import (
-    FLUENT_BIT_RELEASE,
-    FLUENT_BIT_SERVICE_ACCOUNT,
     TEMPO_RELEASE,
 )
 from config.platform import MonitoringConfig, TracingConfig
@@ -218,7 +216,7 @@ def tempo_values(tracing: TracingConfig, *, retain_data: bool) -> dict:
     StorageClass the monitoring stack applies), kept for `retention_hours`."""
     return {
         # Fixed object names: the OTLP endpoint Dynamo pods get and Grafana's datasource URL
-        # need no lookup (config/observability_names.py).
+        # need no lookup (config/names.py).
         "fullnameOverride": TEMPO_RELEASE,
         "tempo": {
             "retention": f"{tracing.retention_hours}h",

@@ -24,7 +24,7 @@ from __future__ import annotations
 from cdk8s_plus_36 import k8s
 
 from config.graphs import GraphConfig
-from config.observability_names import tempo_otlp_grpc_url
+from config.names import tempo_otlp_grpc_url
 from config.schema import DeploymentConfig
 
 TRACING_ENV_NAMES = (

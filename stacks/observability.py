@@ -8,11 +8,13 @@ from aws_cdk import aws_eks_v2 as eks
 from constructs import Construct
 
 from config import versions
-from config.names import DCGM_EXPORTER_RELEASE, MONITORING_NAMESPACE, PROMETHEUS_RELEASE
-from config.observability_names import (
+from config.names import (
+    DCGM_EXPORTER_RELEASE,
     FLUENT_BIT_NAMESPACE,
     FLUENT_BIT_RELEASE,
     FLUENT_BIT_SERVICE_ACCOUNT,
+    MONITORING_NAMESPACE,
+    PROMETHEUS_RELEASE,
     TEMPO_RELEASE,
     container_log_group_name,
 )

@@ -19,10 +19,10 @@ from config.names import (
     MONITORING_NAMESPACE,
     PROMETHEUS_PORT,
     PROMETHEUS_SERVICE,
+    container_log_group_name,
     grafana_admin_secret_name,
     prometheus_url,
 )
-from config.observability_names import container_log_group_name
 from config.schema import DeploymentConfig
 from k8s_charts.dynamo_platform_values import dynamo_platform_values
 from k8s_charts.observability_charts import tracing_chart

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config.observability_names import tempo_otlp_grpc_url
+from config.names import tempo_otlp_grpc_url
 from k8s_charts.registry import render
 from k8s_charts.tracing import ENDPOINT_ENV_NAMES, TRACING_ENV_NAMES
 from plan import load_config

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from config import ConfigError, versions
-from config.names import EBS_STORAGE_CLASS
-from config.observability_names import (
+from config.names import (
+    EBS_STORAGE_CLASS,
     FLUENT_BIT_NAMESPACE,
     FLUENT_BIT_SERVICE_ACCOUNT,
     TEMPO_HTTP_PORT,

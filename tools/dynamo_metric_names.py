@@ -14,9 +14,9 @@ tests/test_dynamo_metric_names_record.py regenerates this record and fails when 
 
 from __future__ import annotations
 
-import json
-import sys
 from importlib import metadata
+
+from tools.records import print_record
 
 # class in dynamo.prometheus_names -> attribute of its `name_prefix` class, or a literal
 # prefix with where it comes from.
@@ -76,9 +76,7 @@ def record() -> dict:
 
 
 def main() -> int:
-    json.dump(record(), sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
-    return 0
+    return print_record(record())
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ tests/test_dynamo_parsers_record.py regenerates it and fails when it differs.
 
 from __future__ import annotations
 
-import json
-import sys
 from importlib import metadata
+
+from tools.records import print_record
 
 
 def record() -> dict:
@@ -28,9 +28,7 @@ def record() -> dict:
 
 
 def main() -> int:
-    json.dump(record(), sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
-    return 0
+    return print_record(record())
 
 
 if __name__ == "__main__":

@@ -17,11 +17,11 @@ installed wheel and fails when it differs (a new Dynamo pin, or a different buil
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from importlib import metadata
 from pathlib import Path
+
+from tools.records import print_record
 
 PREFIXES = ("OTEL_", "DYN_LOGGING_")
 LIBRARY = "dynamo/_core.abi3.so"
@@ -53,9 +53,7 @@ def record() -> dict:
 
 
 def main() -> int:
-    json.dump(record(), sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
-    return 0
+    return print_record(record())
 
 
 if __name__ == "__main__":
