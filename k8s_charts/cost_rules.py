@@ -32,7 +32,7 @@ from config.schema import DeploymentConfig
 from k8s_charts.imports.prometheus_operator.com.coreos import monitoring as prom
 from k8s_charts.network_policies import GRAPH_LABEL
 from k8s_charts.platform_helm_values import MONITOR_SELECTOR_LABELS
-from plan.capacity import CapacityError, plan_graph
+from plan.capacity import CapacityError, GraphPlan, plan_graph
 
 # Recorded series (Prometheus' `level:metric` naming). Labels: graph, component (a worker
 # role), instance_type and gpus_per_instance on the price; graph and component on GPUs held;
@@ -71,11 +71,14 @@ class RecordingRule:
     labels: dict[str, str]
 
 
-def graph_price(cfg: DeploymentConfig, graph: GraphConfig) -> GraphPrice:
-    try:
-        plan = plan_graph(cfg, graph)
-    except CapacityError as err:
-        return GraphPrice(graph.name, (), f"no capacity plan: {err}")
+def graph_price(cfg: DeploymentConfig, graph: GraphConfig, plan: GraphPlan | None = None) -> GraphPrice:
+    """`plan`: the graph's capacity plan when the caller has it (the graph chart's resolved
+    graph); otherwise it is made here."""
+    if plan is None:
+        try:
+            plan = plan_graph(cfg, graph)
+        except CapacityError as err:
+            return GraphPrice(graph.name, (), f"no capacity plan: {err}")
     roles = []
     notes = []
     for role in plan.roles:
@@ -113,11 +116,13 @@ def gpus_held_expr(graph: str, component: str) -> str:
     )
 
 
-def graph_rules(cfg: DeploymentConfig, graph: GraphConfig) -> tuple[list[RecordingRule], str]:
+def graph_rules(
+    cfg: DeploymentConfig, graph: GraphConfig, plan: GraphPlan
+) -> tuple[list[RecordingRule], str]:
     """The graph's recording rules (evaluated in this order: each may use the ones before)
     and why any of its roles has no price ("" when all have one). Nothing here depends on
     replicas: a replica change must change only the DynamoGraphDeployment."""
-    price = graph_price(cfg, graph)
+    price = graph_price(cfg, graph, plan)
     name = graph.name
     rules = [
         RecordingRule(
@@ -156,8 +161,10 @@ def rule_name(graph: GraphConfig) -> str:
     return f"{graph.name}-cost"
 
 
-def cost_rules(chart: cdk8s.Chart, cfg: DeploymentConfig, graph: GraphConfig) -> prom.PrometheusRule:
-    rules, note = graph_rules(cfg, graph)
+def cost_rules(
+    chart: cdk8s.Chart, cfg: DeploymentConfig, graph: GraphConfig, plan: GraphPlan
+) -> prom.PrometheusRule:
+    rules, note = graph_rules(cfg, graph, plan)
     return prom.PrometheusRule(
         chart,
         "cost-rules",

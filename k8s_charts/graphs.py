@@ -149,7 +149,7 @@ def graph_chart(
         )
     # Only with monitoring: the PrometheusRule CRD comes with kube-prometheus-stack.
     if cfg.platform.monitoring.enabled and graph.uses_gpus:
-        cost_rules(chart, cfg, graph)
+        cost_rules(chart, cfg, graph, resolved.capacity)
     return chart
 
 

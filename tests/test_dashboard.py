@@ -266,8 +266,8 @@ def test_a_replica_dependent_rule_would_be_caught(default_cfg, monkeypatch):
 
     real = cost_rules.graph_rules
 
-    def with_planned_gpus(cfg, graph):
-        rules, note = real(cfg, graph)
+    def with_planned_gpus(cfg, graph, plan):
+        rules, note = real(cfg, graph, plan)
         planned = sum(r.config.replicas * r.gpus_per_pod for r in graph.worker_roles())
         extra = cost_rules.RecordingRule(
             "dynamo_eks:planned_gpus", f"vector({planned})", {"graph": graph.name}
