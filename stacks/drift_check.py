@@ -23,6 +23,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from config import versions
+from stacks.lambda_code import handler_code
 from stacks.retention import owned_log_group
 
 HANDLER_DIR = Path(__file__).parent / "drift_check_handler"
@@ -100,7 +101,7 @@ class DriftCheck(Construct):
             "Handler",
             runtime=lambda_.Runtime(versions.LAMBDA_PYTHON_RUNTIME, lambda_.RuntimeFamily.PYTHON),
             handler="index.handler",
-            code=lambda_.Code.from_asset(str(HANDLER_DIR)),
+            code=handler_code(HANDLER_DIR),
             role=self.role,
             timeout=Duration.minutes(10),
             memory_size=256,

@@ -25,6 +25,7 @@ from constructs import Construct
 
 from config import versions
 from config.names import VOLUME_CLUSTER_TAG_KEY
+from stacks.lambda_code import handler_code
 from stacks.nag_acknowledgements import acknowledge
 from stacks.retention import owned_log_group
 
@@ -85,7 +86,7 @@ class TeardownGuard(Construct):
             "Handler",
             runtime=lambda_.Runtime(versions.LAMBDA_PYTHON_RUNTIME, lambda_.RuntimeFamily.PYTHON),
             handler="index.on_event",
-            code=lambda_.Code.from_asset(str(HANDLER_DIR)),
+            code=handler_code(HANDLER_DIR),
             role=self.role,
             # Terminating GPU instances takes minutes; the handler stops a minute early.
             timeout=Duration.minutes(14),
