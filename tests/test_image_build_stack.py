@@ -179,6 +179,13 @@ def test_timeout_range_is_codebuilds(minutes, ok):
             ImageBuildConfig(timeout_minutes=minutes)
 
 
+def _ecr_pull_through_shapes() -> dict:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("ecr")
+    return dict(model.operation_model("CreatePullThroughCacheRule").input_shape.members)
+
+
 def test_docker_hub_is_pulled_through_an_authenticated_ecr_cache(default_synth):
     """Values ECR and CloudFormation read (cited in config/images.py): Docker Hub's upstream
     URL, and a credential secret whose name starts with ecr-pullthroughcache/."""
@@ -195,8 +202,16 @@ def test_docker_hub_is_pulled_through_an_authenticated_ecr_cache(default_synth):
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     name = secret["Properties"]["Name"]
     assert name == "ecr-pullthroughcache/dynamo-dev-docker-hub"
-    # AWS::ECR::PullThroughCacheRule CredentialArn pattern, name part.
-    assert re.fullmatch(r"ecr\-pullthroughcache\/[a-zA-Z0-9\/_+=.@-]+", name)
+    # ECR's own CreatePullThroughCacheRule shapes (the pinned botocore model): the secret's
+    # ARN must match credentialArn's pattern, the upstream must be one ECR knows.
+    shapes = _ecr_pull_through_shapes()
+    assert rule["UpstreamRegistry"] in shapes["upstreamRegistry"].enum
+    arn = f"arn:aws:secretsmanager:us-west-2:111111111111:secret:{name}-AbCdEf"
+    assert re.fullmatch(shapes["credentialArn"].metadata["pattern"], arn)
+    # Planted: a secret outside the prefix ECR requires is refused by the same pattern.
+    assert not re.fullmatch(
+        shapes["credentialArn"].metadata["pattern"], arn.replace("ecr-pullthroughcache/", "")
+    )
     # Created empty: the user stores the token; CDK never holds it.
     assert "SecretString" not in secret["Properties"] and "GenerateSecretString" not in secret["Properties"]
     assert secret["DeletionPolicy"] == "Delete"
@@ -217,7 +232,8 @@ def test_pull_through_prefix_fits_ecr_limits_and_stays_unique(name):
     from config.images import docker_hub_cache_prefix
 
     prefix = docker_hub_cache_prefix(name)
-    # ECR CreatePullThroughCacheRule: ecrRepositoryPrefix 2-30 characters, this pattern.
-    assert 2 <= len(prefix) <= 30
-    assert re.fullmatch(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*", prefix)
+    # ECR CreatePullThroughCacheRule's ecrRepositoryPrefix shape (the pinned botocore model).
+    shape = _ecr_pull_through_shapes()["ecrRepositoryPrefix"].metadata
+    assert shape["min"] <= len(prefix) <= shape["max"]
+    assert re.fullmatch(shape["pattern"], prefix)
     assert docker_hub_cache_prefix(name + "x") != prefix
